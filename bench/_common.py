@@ -1,0 +1,70 @@
+"""Shared helpers of the benchmark scripts: where the shared data is, and SQuAD 2.0 loading."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from tether import Tether
+from tether.ingest import Ingestor
+from tether.store import SQLiteStore
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("TETHER_SHARED_DATA", ROOT.parent / "shared" / "data"))
+CACHE = ROOT / ".tether" / "bench"
+
+
+def need(path: Path) -> Path:
+    if not path.exists():
+        sys.exit(f"missing {path}: the benchmark data lives in ../shared/data (or set TETHER_SHARED_DATA)")
+    return path
+
+
+@dataclass
+class SquadQuestion:
+    id: str
+    question: str
+    paragraph_id: str
+    is_impossible: bool
+    answers: list[str]
+
+
+@dataclass
+class Squad:
+    paragraphs: list[dict[str, str]]
+    questions: list[SquadQuestion]
+    calibration_paragraphs: set[str]
+
+    def split(self, name: str) -> list[SquadQuestion]:
+        """'calibration' = questions on the first half of the paragraphs (file order); 'measure' = the rest."""
+        cal = name == "calibration"
+        return [q for q in self.questions if (q.paragraph_id in self.calibration_paragraphs) == cal]
+
+
+def load_squad() -> Squad:
+    root = need(SHARED / "squad_v2_dev_half")
+    paragraphs = [json.loads(line) for line in (root / "paragraphs.jsonl").open(encoding="utf-8")]
+    questions = []
+    for line in (root / "questions.jsonl").open(encoding="utf-8"):
+        r = json.loads(line)
+        questions.append(
+            SquadQuestion(
+                r["id"], r["question"], r["paragraph_id"], bool(r["is_impossible"]), list(r["answers"])
+            )
+        )
+    half = len(paragraphs) // 2
+    return Squad(paragraphs, questions, {p["_id"] for p in paragraphs[:half]})
+
+
+def squad_store(t: Tether, squad: Squad) -> SQLiteStore:
+    """All 646 paragraphs, each a document keyed by its id, indexed with the settings of ``t``."""
+    path = CACHE / f"squad-{t.settings.config_hash}.db"
+    store = SQLiteStore.open(path, create=True)
+    ing = Ingestor(store, t.embedder, t.settings.ingest, batch_size=t.settings.embedding.batch_size)
+    for p in squad.paragraphs:
+        ing.add_record(p["_id"], p["title"], p["text"])
+    ing.flush()
+    return store

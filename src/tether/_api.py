@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tether.answer import ExtractiveAnswerer, load_support_model
+from tether.config import Settings, load_settings
+from tether.contracts import Answer, Hit, IngestSummary, SearchFilters, StoreStats, TraceEvent
+from tether.errors import IndexMissingError
+from tether.ingest import ingest_paths
+from tether.ingest._pipeline import Progress
+from tether.models import OnnxEmbedder, load_embedder
+from tether.retrieve import Mode, Retriever
+from tether.store import SQLiteStore
+
+
+class Tether:
+    """The library's front door: ingest, search and ask over one index.
+
+    Example:
+        >>> t = Tether.open("tether.yaml")          # doctest: +SKIP
+        >>> answer = t.ask("How do I write a for loop?")  # doctest: +SKIP
+        >>> answer.abstained, answer.citations[0].quote  # doctest: +SKIP
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._embedder: OnnxEmbedder | None = None
+        self._store: SQLiteStore | None = None
+        self._answerer: ExtractiveAnswerer | None = None
+
+    @classmethod
+    def open(cls, config: str | Path | None = None) -> Tether:
+        """Load tether.yaml (or the defaults when ``config`` is None and there is none here)."""
+        return cls(load_settings(config))
+
+    # -- parts, loaded lazily ----------------------------------------------------
+    @property
+    def embedder(self) -> OnnxEmbedder:
+        if self._embedder is None:
+            self._embedder = load_embedder(self.settings.embedding, self.settings.root)
+        return self._embedder
+
+    def store(self, *, create: bool = False) -> SQLiteStore:
+        if self._store is None:
+            self._store = SQLiteStore.open(self.settings.index_path, create=create)
+        return self._store
+
+    def _searchable_store(self) -> SQLiteStore:
+        store = self.store()
+        if store.chunk_count() == 0:
+            raise IndexMissingError(f"the index at {store.path} is empty; run `tether ingest PATH` first")
+        return store
+
+    def retriever(self) -> Retriever:
+        return Retriever(self._searchable_store(), self.embedder, self.settings.retrieval)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> Tether:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the user's day ----------------------------------------------------------
+    def ingest(
+        self, paths: list[str | Path], *, tags: list[str] | None = None, progress: Progress | None = None
+    ) -> IngestSummary:
+        """Ingest files and folders incrementally (unchanged files are skipped by content hash)."""
+        return ingest_paths(
+            [Path(p) for p in paths],
+            self.store(create=True),
+            self.embedder,
+            self.settings.ingest,
+            tags=tags,
+            batch_size=self.settings.embedding.batch_size,
+            progress=progress,
+        )
+
+    def search(
+        self, query: str, k: int | None = None, *, mode: Mode = "hybrid", filters: SearchFilters | None = None
+    ) -> list[Hit]:
+        """The top-k chunks for ``query``."""
+        return self.retriever().search(query, k, mode=mode, filters=filters)
+
+    def ask(self, question: str, *, filters: SearchFilters | None = None) -> Answer:
+        """Answer with cited spans, or abstain with "not in the documents"."""
+        t0 = time.perf_counter()
+        retriever = self.retriever()
+        qvec = retriever.embed_query(question)
+        hits = retriever.search(question, filters=filters, mode="hybrid")
+        trace: list[TraceEvent] = [
+            TraceEvent(stage="config", detail={"config_hash": self.settings.config_hash}),
+            *retriever.trace,
+            TraceEvent(
+                stage="hits",
+                detail={"chunks": [{"path": h.path, "section": h.section, "score": h.score} for h in hits]},
+            ),
+        ]
+        answer = self.answerer().answer(
+            question, hits, qvec, config_hash=self.settings.config_hash, trace=trace
+        )
+        answer.trace.append(TraceEvent(stage="total", ms=(time.perf_counter() - t0) * 1000))
+        return answer
+
+    def answerer(self) -> ExtractiveAnswerer:
+        if self._answerer is None:
+            self._answerer = ExtractiveAnswerer(
+                self._searchable_store(), self.embedder, self.settings.answer, load_support_model()
+            )
+        return self._answerer
+
+    def stats(self) -> StoreStats:
+        return self.store().stats()

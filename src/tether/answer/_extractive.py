@@ -1,0 +1,191 @@
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from tether.answer._features import features, idf_value, question_terms
+from tether.answer._model import SupportModel
+from tether.config import AnswerSettings
+from tether.contracts import Answer, Citation, Hit, TraceEvent
+from tether.models import Embedder
+from tether.store import SQLiteStore
+from tether.text import STOPWORDS, split_sentences, words
+
+
+@dataclass
+class Candidate:
+    """One sentence of a retrieved chunk, placed in its document, with its support probability."""
+
+    hit: Hit
+    start: int  # offsets in the document text
+    end: int
+    text: str
+    features: list[float]
+    probability: float
+
+
+class _VectorCache:
+    """Embeddings of sentences already seen (a bounded LRU: re-asked questions cost no model time)."""
+
+    def __init__(self, embedder: Embedder, size: int = 50_000) -> None:
+        self.embedder = embedder
+        self.size = size
+        self._d: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
+
+    def get(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        todo = list(dict.fromkeys(t for t in texts if t not in self._d))
+        if todo:
+            for t, v in zip(todo, self.embedder.embed(todo), strict=True):
+                self._d[t] = v
+            while len(self._d) > self.size:
+                self._d.popitem(last=False)
+        for t in texts:
+            self._d.move_to_end(t)
+        return (
+            np.stack([self._d[t] for t in texts]) if texts else np.zeros((0, self.embedder.dim), np.float32)
+        )
+
+
+class ExtractiveAnswerer:
+    """The offline answerer: quote the sentences that answer, or say "not in the documents".
+
+    Each sentence of the top retrieved chunks is scored by a small learned support model; the best
+    one is cited if its probability reaches the calibrated threshold, otherwise Tether abstains.
+    """
+
+    def __init__(
+        self, store: SQLiteStore, embedder: Embedder, settings: AnswerSettings, model: SupportModel
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.settings = settings
+        self.model = model
+        self._vectors = _VectorCache(embedder)
+        self._idf: dict[str, float] = {}
+        self._idf_generation = -1
+        self._n_chunks = 0
+
+    @property
+    def threshold(self) -> float:
+        t = self.settings.threshold
+        return self.model.threshold if t is None else t
+
+    def _idfs(self, question: str) -> tuple[dict[str, float], float]:
+        if self.store.generation != self._idf_generation:
+            self._idf.clear()
+            self._idf_generation = self.store.generation
+            self._n_chunks = self.store.chunk_count()
+        n = max(self._n_chunks, 1)
+        todo = [w for w in words(question) if w not in STOPWORDS and w not in self._idf]
+        for w, df in self.store.term_document_counts(todo).items():
+            self._idf[w] = idf_value(df, n)
+        return self._idf, idf_value(0, n)
+
+    def candidates(
+        self, question: str, hits: list[Hit], question_vector: npt.NDArray[np.float32]
+    ) -> list[Candidate]:
+        """Every sentence of ``hits`` with its features and support probability, best first."""
+        idf, max_idf = self._idfs(question)
+        q = question_terms(question, idf, max_idf)
+        spans: list[tuple[int, Hit, int, int]] = []
+        for rank, hit in enumerate(hits):
+            for s, e in split_sentences(hit.text):
+                if any(c.isalnum() for c in hit.text[s:e]):
+                    spans.append((rank, hit, s, e))
+        if not spans:
+            return []
+        sent_vecs = self._vectors.get([h.text[s:e] for _, h, s, e in spans])
+        passage_vecs = self._vectors.get([h.text for h in hits])
+        cos_s = sent_vecs @ question_vector
+        cos_p = passage_vecs @ question_vector
+        out = []
+        for i, (rank, hit, s, e) in enumerate(spans):
+            text = hit.text[s:e]
+            x = features(q, text, hit.text, float(cos_s[i]), float(cos_p[rank]), rank)
+            out.append(Candidate(hit, hit.start + s, hit.start + e, text, x, self.model.probability(x)))
+        out.sort(key=lambda c: -c.probability)
+        return out
+
+    def answer(
+        self,
+        question: str,
+        hits: list[Hit],
+        question_vector: npt.NDArray[np.float32],
+        *,
+        config_hash: str,
+        trace: list[TraceEvent] | None = None,
+    ) -> Answer:
+        t0 = time.perf_counter()
+        trace = list(trace or [])
+        th = self.threshold
+        cands = self.candidates(question, hits, question_vector)
+        best = cands[0].probability if cands else 0.0
+        trace.append(
+            TraceEvent(
+                stage="extractive",
+                detail={
+                    "candidates": len(cands),
+                    "best_probability": round(best, 4),
+                    "threshold": th,
+                    "top": [
+                        {"path": c.hit.path, "start": c.start, "end": c.end, "p": round(c.probability, 4)}
+                        for c in cands[:5]
+                    ],
+                },
+                ms=(time.perf_counter() - t0) * 1000,
+            )
+        )
+        if not cands or best < th:
+            reason = (
+                "nothing was retrieved"
+                if not hits
+                else f"best evidence has support {best:.2f}, below the calibrated threshold {th:.2f}"
+            )
+            return Answer(
+                question=question,
+                text=self.settings.not_found_text,
+                abstained=True,
+                support=best,
+                threshold=th,
+                reason=reason,
+                config_hash=config_hash,
+                trace=trace,
+            )
+        chosen = [cands[0]]
+        for c in cands[1:]:
+            if len(chosen) >= self.settings.max_sentences:
+                break
+            if c.probability >= max(th, 0.8 * best) and all(
+                c.hit.doc_id != o.hit.doc_id or c.end <= o.start or c.start >= o.end for o in chosen
+            ):
+                chosen.append(c)
+        citations = []
+        parts = []
+        for n, c in enumerate(chosen, 1):
+            citations.append(
+                Citation(
+                    n=n,
+                    doc_id=c.hit.doc_id,
+                    path=c.hit.path,
+                    title=c.hit.title,
+                    section=c.hit.section,
+                    start=c.start,
+                    end=c.end,
+                    quote=c.text,
+                )
+            )
+            parts.append(f"{' '.join(c.text.split())} [{n}]")
+        return Answer(
+            question=question,
+            text=" ".join(parts),
+            abstained=False,
+            citations=citations,
+            support=best,
+            threshold=th,
+            config_hash=config_hash,
+            trace=trace,
+        )

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import json
+import math
+from importlib import resources
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from tether.errors import ModelError
+
+DEFAULT_MODEL_FILE = "support_model.json"
+
+
+class SupportModel(BaseModel):
+    """Logistic regression over answer features, trained and calibrated by bench/calibrate_answerer.py.
+
+    ``threshold`` is the support probability below which the answerer abstains; it was chosen on the
+    calibration split only (see ``trained_on``), and ``metrics`` are on the held-out split.
+    """
+
+    features: list[str]
+    mean: list[float]
+    scale: list[float]
+    coef: list[float]
+    intercept: float
+    threshold: float
+    trained_on: str = ""
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+    def probability(self, x: list[float]) -> float:
+        z = self.intercept
+        for v, m, s, c in zip(x, self.mean, self.scale, self.coef, strict=True):
+            z += c * (v - m) / (s or 1.0)
+        return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
+
+    def save(self, path: Path) -> None:
+        path.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
+
+
+def load_support_model(path: str | Path | None = None) -> SupportModel:
+    """The packaged support model, or one at ``path``."""
+    try:
+        if path is None:
+            raw = resources.files("tether").joinpath("data", DEFAULT_MODEL_FILE).read_text(encoding="utf-8")
+        else:
+            raw = Path(path).read_text(encoding="utf-8")
+        return SupportModel.model_validate(json.loads(raw))
+    except (OSError, ValueError) as e:
+        raise ModelError(
+            f"cannot load the answer support model ({e}); run `python bench/calibrate_answerer.py`"
+        ) from None

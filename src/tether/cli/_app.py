@@ -1,0 +1,345 @@
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from tether._api import Tether
+from tether.config import DEFAULT_CONFIG_NAME, default_yaml
+from tether.contracts import Answer, Hit, SearchFilters
+from tether.errors import TetherError
+from tether.retrieve import Mode
+
+app = typer.Typer(
+    name="tether",
+    help="Grounded answers over your own documents: ingest, search, ask with cited spans, or hear "
+    "'not in the documents'. Offline by default.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+eval_app = typer.Typer(help="Measure Tether: retrieval quality on BEIR-format data.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+out = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help=f"tether.yaml to use (default: ./{DEFAULT_CONFIG_NAME} if present)"),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON on stdout")]
+
+
+def _emit_json(obj: Any) -> None:
+    if isinstance(obj, BaseModel):
+        text = obj.model_dump_json(indent=2)
+    else:
+        text = json.dumps(obj, indent=2, default=str)
+    sys.stdout.write(text + "\n")
+
+
+def _filters(path_glob: str | None, tags: list[str] | None, after: datetime | None) -> SearchFilters | None:
+    if not path_glob and not tags and after is None:
+        return None
+    return SearchFilters(path_glob=path_glob, tags=tags or [], modified_after=after)
+
+
+def _rel(path: str) -> str:
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="where to write the config")] = Path(DEFAULT_CONFIG_NAME),
+    force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False,
+    print_only: Annotated[
+        bool, typer.Option("--print", help="print the config instead of writing it")
+    ] = False,
+) -> None:
+    """Write a commented tether.yaml with every setting at its default."""
+    text = default_yaml()
+    if print_only:
+        sys.stdout.write(text)
+        return
+    if path.exists() and not force:
+        raise TetherError(f"{path} already exists; use --force to overwrite it")
+    path.write_text(text, encoding="utf-8")
+    out.print(f"wrote {path}; next: [bold]tether ingest ./docs[/]")
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="files and folders to ingest (folders recursively)")],
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", "-t", help="tag the documents (repeatable)")
+    ] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+) -> None:
+    """Parse, chunk, dedupe, embed and index documents. Re-running is incremental: unchanged files are
+    skipped by content hash, changed files replaced atomically, deleted files removed."""
+    t = Tether.open(config)
+    show = not (quiet or as_json) and err.is_terminal
+    with Progress(
+        TextColumn("[bold]ingest"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.description}"),
+        console=err,
+        disable=not show,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("", total=None)
+
+        def progress(done: int, total: int, path: str) -> None:
+            bar.update(task, completed=done, total=total, description=escape(Path(path).name[:40]))
+
+        summary = t.ingest(list(paths), tags=tag, progress=progress)
+    t.close()
+    if as_json:
+        _emit_json(summary)
+        return
+    out.print(
+        f"added {summary.added}, updated {summary.updated}, unchanged {summary.unchanged}, "
+        f"removed {summary.removed}, skipped {len(summary.skipped)}; {summary.chunks} chunks "
+        f"({summary.duplicates_removed} near-duplicates removed) in {summary.seconds:.1f}s "
+        f"(embedding {summary.embed_seconds:.1f}s)"
+    )
+    for s in summary.skipped[:20]:
+        out.print(f"  [yellow]skipped[/] {escape(_rel(s.path))}: {escape(s.reason)}")
+    if len(summary.skipped) > 20:
+        out.print(f"  ... and {len(summary.skipped) - 20} more skipped (see --json)")
+
+
+def _print_hits(hits: list[Hit]) -> None:
+    table = Table(show_lines=False)
+    table.add_column("#", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("source")
+    table.add_column("text")
+    for i, h in enumerate(hits, 1):
+        where = _rel(h.path) + (f" › {' › '.join(h.section)}" if h.section else "")
+        snippet = " ".join(h.text.split())
+        table.add_row(str(i), f"{h.score:.3f}", escape(where), escape(snippet[:160]))
+    out.print(table)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="what to look for")],
+    k: Annotated[int, typer.Option("--k", "-k", help="number of hits")] = 5,
+    mode: Annotated[str, typer.Option(help="hybrid, lexical or dense")] = "hybrid",
+    path_glob: Annotated[str | None, typer.Option("--path", help="only paths matching this glob")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="only documents with this tag")] = None,
+    after: Annotated[datetime | None, typer.Option(help="only documents modified after this date")] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the chunks that retrieval ranks highest for a query (no answering)."""
+    if mode not in ("hybrid", "lexical", "dense"):
+        raise TetherError(f"--mode must be hybrid, lexical or dense, not {mode!r}")
+    m: Mode = mode  # type: ignore[assignment]
+    with Tether.open(config) as t:
+        hits = t.search(query, k, mode=m, filters=_filters(path_glob, tag, after))
+    if as_json:
+        _emit_json([h.model_dump(mode="json") for h in hits])
+        return
+    if not hits:
+        out.print("no matches")
+        return
+    _print_hits(hits)
+
+
+def _print_answer(a: Answer) -> None:
+    if a.abstained:
+        out.print(f"[bold yellow]{escape(a.text)}[/]")
+        out.print(f"[dim]{escape(a.reason)}[/]")
+        return
+    out.print(escape(a.text))
+    out.print()
+    for c in a.citations:
+        where = _rel(c.path) + (f" › {' › '.join(c.section)}" if c.section else "")
+        out.print(f"[bold][{c.n}][/] {escape(where)} [dim]chars {c.start}–{c.end}[/]")
+        out.print(f"    [italic]“{escape(' '.join(c.quote.split()))}”[/]")
+    out.print(f"[dim]support {a.support:.2f} (threshold {a.threshold:.2f}) · config {a.config_hash}[/]")
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="a question about your documents")],
+    path_glob: Annotated[str | None, typer.Option("--path", help="only paths matching this glob")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="only documents with this tag")] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+    trace: Annotated[bool, typer.Option("--trace", help="include every pipeline step in --json")] = False,
+) -> None:
+    """Answer with quoted, cited spans from your documents, or say "not in the documents"."""
+    with Tether.open(config) as t:
+        a = t.ask(question, filters=_filters(path_glob, tag, None))
+    if as_json:
+        data = a.model_dump(mode="json")
+        if not trace:
+            data.pop("trace")
+        _emit_json(data)
+        return
+    _print_answer(a)
+
+
+@app.command()
+def stats(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Show what the index holds: documents, chunks, duplicates removed, size, embedding model."""
+    with Tether.open(config) as t:
+        s = t.stats()
+    if as_json:
+        _emit_json(s)
+        return
+    table = Table(show_header=False)
+    for key, value in s.model_dump().items():
+        if key == "bytes_on_disk":
+            value = f"{value / 1024 / 1024:.1f} MB"
+        table.add_row(key, escape(str(value)))
+    out.print(table)
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    beir: Annotated[Path, typer.Option("--beir", help="a BEIR folder: corpus.jsonl, queries.jsonl, qrels/")],
+    split: Annotated[str, typer.Option(help="qrels split to score (tune on train, report test)")] = "test",
+    modes: Annotated[
+        str, typer.Option(help="comma-separated: lexical,dense,hybrid")
+    ] = "lexical,dense,hybrid",
+    index: Annotated[
+        Path | None, typer.Option(help="index file for the corpus (default: a cache under .tether/beir/)")
+    ] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """nDCG@10, recall@100 and MRR@10 of lexical, dense and hybrid retrieval on a BEIR data set.
+
+    The corpus is indexed once with the ingest and embedding settings of tether.yaml and cached."""
+    from tether.evals._runner import run_beir
+
+    wanted = [m.strip() for m in modes.split(",") if m.strip()]
+    bad = [m for m in wanted if m not in ("lexical", "dense", "hybrid")]
+    if bad:
+        raise TetherError(f"--modes: unknown mode(s) {', '.join(bad)}; use lexical, dense, hybrid")
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=as_json or not err.is_terminal,
+        transient=True,
+    ) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        report = run_beir(Tether.open(config), beir, split, tuple(wanted), index=index, progress=progress)  # type: ignore[arg-type]
+    if as_json:
+        _emit_json(report)
+        return
+    table = Table(title=f"{beir.name} / {split} ({report.modes[0].queries if report.modes else 0} queries)")
+    for col in ("mode", "nDCG@10", "recall@100", "MRR@10", "p50 ms", "p95 ms"):
+        table.add_column(col, justify="right")
+    for m in report.modes:
+        table.add_row(
+            m.mode,
+            f"{m.ndcg_at_10:.4f}",
+            f"{m.recall_at_100:.4f}",
+            f"{m.mrr_at_10:.4f}",
+            f"{m.p50_ms:.1f}",
+            f"{m.p95_ms:.1f}",
+        )
+    out.print(table)
+
+
+@app.command()
+def demo(
+    folder: Annotated[Path, typer.Option("--dir", help="where the demo corpus and its index go")] = Path(
+        ".tether/demo"
+    ),
+    as_json: JsonOpt = False,
+) -> None:
+    """The quickstart: ingest Python's own reference manual (from pydoc_data, shipped with CPython),
+    answer a few questions with cited spans, and show one honest "not in the documents"."""
+    from tether._demo import DEMO_QUESTIONS, export_python_topics
+
+    corpus = folder / "corpus"
+    n = export_python_topics(corpus)
+    cfg = folder / DEFAULT_CONFIG_NAME
+    if not cfg.exists():
+        cfg.write_text(default_yaml(), encoding="utf-8")
+    t = Tether.open(cfg)
+    if not as_json:
+        out.print(f"[bold]1. ingest[/] {n} topics of the Python reference manual from pydoc_data into {folder}/")
+    with Progress(
+        TextColumn("[bold]ingest"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=as_json or not err.is_terminal,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("", total=None)
+        summary = t.ingest([corpus], progress=lambda d, total, _p: bar.update(task, completed=d, total=total))
+    answers = [t.ask(q) for q in DEMO_QUESTIONS]
+    t.close()
+    if as_json:
+        _emit_json({"ingest": summary.model_dump(mode="json"), "answers": [a.model_dump(mode="json") for a in answers]})
+        return
+    out.print(
+        f"   {summary.added} added, {summary.unchanged} unchanged, {summary.chunks} chunks, "
+        f"{summary.duplicates_removed} near-duplicate chunks removed ({summary.seconds:.1f}s)"
+    )
+    out.print("[bold]2. ask[/]")
+    for a in answers:
+        out.print()
+        out.print(f"[bold cyan]Q: {escape(a.question)}[/]")
+        _print_answer(a)
+    out.print()
+    out.print(f"Try your own: [bold]tether ask --config {folder}/tether.yaml \"your question\"[/] "
+              "(or `tether init` and `tether ingest` your own folder).")
+
+
+def main() -> None:
+    """Entry point: user errors print one clear line and exit 2, never a traceback."""
+    try:
+        app(standalone_mode=False)
+    except TetherError as e:
+        err.print(f"[bold red]error:[/] {escape(str(e))}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as e:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if isinstance(e, click.exceptions.Abort):
+            sys.exit(1)
+        raise

@@ -1,0 +1,27 @@
+"""tether.yaml -> typed settings, with a content hash stamped on every answer and eval run."""
+
+from tether.config._load import DEFAULT_CONFIG_NAME, default_yaml, load_settings
+from tether.config._settings import (
+    AnswerSettings,
+    ChunkSettings,
+    DedupeSettings,
+    EmbeddingSettings,
+    IndexSettings,
+    IngestSettings,
+    RetrievalSettings,
+    Settings,
+)
+
+__all__ = [
+    "DEFAULT_CONFIG_NAME",
+    "AnswerSettings",
+    "ChunkSettings",
+    "DedupeSettings",
+    "EmbeddingSettings",
+    "IndexSettings",
+    "IngestSettings",
+    "RetrievalSettings",
+    "Settings",
+    "default_yaml",
+    "load_settings",
+]

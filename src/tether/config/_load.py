@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from tether.config._settings import Settings
+from tether.errors import ConfigError
+
+DEFAULT_CONFIG_NAME = "tether.yaml"
+
+_TEMPLATE = """\
+# tether.yaml — Tether's versioned configuration. Its content hash is stamped on every answer.
+# Unknown keys are errors. Paths are relative to this file.
+version: 1
+
+index:
+  path: .tether/index.db        # one SQLite file: documents, chunks, FTS5 (BM25) and vectors
+
+ingest:
+  extensions: [.md, .markdown, .txt, .rst, .html, .htm, .pdf]
+  max_file_mb: 50               # larger files are skipped with a reason
+  chunk:
+    max_tokens: 200             # token budget of one chunk (MiniLM reads at most 256)
+    overlap_tokens: 32          # tokens repeated from the previous chunk
+  dedupe:
+    enabled: true               # MinHash/LSH near-duplicate removal of chunks
+    threshold: 0.9              # estimated Jaccard similarity of word 3-shingles
+    num_perm: 64
+
+embedding:
+  model: minilm-int8            # packaged all-MiniLM-L6-v2 int8 ONNX, or a path to an .onnx file
+  tokenizer: null               # tokenizer.json, needed when model is a path
+  batch_size: 64
+  max_length: 256
+  threads: 0                    # 0 = all cores
+
+retrieval:
+  lexical_top_n: 200            # BM25 candidates (SQLite FTS5)
+  dense_top_n: 200              # embedding candidates (exact cosine search)
+  fusion: {fusion}              # rrf (reciprocal rank fusion) or convex (min-max score blend)
+  rrf_k: {rrf_k}
+  alpha: {alpha}                # convex only: weight of the dense score
+  title_weight: {title_weight}  # BM25 weight of the title column relative to the text
+  top_k: 5                      # chunks handed to the answerer
+  collapse_threshold: 0.8       # near-identical hits are collapsed into the best one
+
+answer:
+  mode: extractive              # no LLM: quote the sentences that answer, with citations
+  max_sentences: 2
+  threshold: null               # support threshold; null = the value calibrated on SQuAD 2.0 (see README)
+  not_found_text: Not in the documents.
+"""
+
+
+def default_yaml() -> str:
+    """The commented tether.yaml that ``tether init`` writes (values are the defaults)."""
+    r = Settings().retrieval
+    return _TEMPLATE.format(fusion=r.fusion, rrf_k=r.rrf_k, alpha=r.alpha, title_weight=r.title_weight)
+
+
+def _format_validation(path: Path, err: ValidationError) -> str:
+    lines = [f"{path} is invalid:"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; `tether init --print` shows every key)"
+        lines.append(f"  {key}: {msg}")
+    return "\n".join(lines)
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Load tether.yaml. With no path, use ./tether.yaml if it exists, else the defaults.
+
+    Raises:
+        ConfigError: the file cannot be read, is not YAML, or a key is unknown or invalid.
+    """
+    if path is None:
+        candidate = Path.cwd() / DEFAULT_CONFIG_NAME
+        if not candidate.exists():
+            return Settings().with_root(Path.cwd())
+        path = candidate
+    p = Path(path)
+    if p.is_dir():
+        p = p / DEFAULT_CONFIG_NAME
+    try:
+        raw = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{p} does not exist; run `tether init` to write one") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read {p}: {e}") from None
+    try:
+        data: Any = yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError(f"{p} is not valid YAML{where}: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p} must be a mapping of keys (index:, ingest:, ...), not {type(data).__name__}")
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_validation(p, e)) from None
+    return settings.with_root(p.resolve().parent)

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IndexSettings(_Strict):
+    path: str = Field(".tether/index.db", description="SQLite file, relative to tether.yaml")
+
+
+class ChunkSettings(_Strict):
+    max_tokens: int = Field(
+        200, ge=16, le=2048, description="token budget of one chunk (word-piece estimate)"
+    )
+    overlap_tokens: int = Field(32, ge=0, le=512, description="tokens repeated from the previous chunk")
+
+
+class DedupeSettings(_Strict):
+    enabled: bool = True
+    threshold: float = Field(0.9, gt=0.0, le=1.0, description="estimated Jaccard of word 3-shingles")
+    num_perm: int = Field(64, ge=16, le=512)
+
+
+class IngestSettings(_Strict):
+    extensions: list[str] = Field(
+        default_factory=lambda: [".md", ".markdown", ".txt", ".rst", ".html", ".htm", ".pdf"]
+    )
+    max_file_mb: float = Field(50.0, gt=0, description="larger files are skipped with a reason")
+    chunk: ChunkSettings = ChunkSettings()
+    dedupe: DedupeSettings = DedupeSettings()
+
+
+class EmbeddingSettings(_Strict):
+    model: str = Field("minilm-int8", description="'minilm-int8' (packaged) or a path to an ONNX file")
+    tokenizer: str | None = Field(None, description="tokenizer.json for a model given by path")
+    batch_size: int = Field(64, ge=1, le=1024)
+    max_length: int = Field(256, ge=8, le=8192)
+    threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 = all cores")
+
+
+class RetrievalSettings(_Strict):
+    lexical_top_n: int = Field(200, ge=0)
+    dense_top_n: int = Field(200, ge=0)
+    fusion: Literal["rrf", "convex"] = "rrf"
+    rrf_k: float = Field(60.0, gt=0)
+    alpha: float = Field(0.5, ge=0.0, le=1.0, description="convex fusion: weight of the dense score")
+    title_weight: float = Field(1.0, ge=0.0, description="BM25 weight of the title column (text = 1.0)")
+    top_k: int = Field(5, ge=1, le=100, description="chunks passed to the answerer")
+    collapse_threshold: float = Field(
+        0.8, gt=0.0, le=1.0, description="hits whose word sets overlap this much are collapsed into one"
+    )
+
+
+class AnswerSettings(_Strict):
+    mode: Literal["extractive"] = "extractive"
+    max_sentences: int = Field(2, ge=1, le=10, description="cited sentences in one extractive answer")
+    threshold: float | None = Field(
+        None, ge=0.0, le=1.0, description="support threshold; null = the calibrated value shipped with Tether"
+    )
+    not_found_text: str = "Not in the documents."
+
+
+class Settings(_Strict):
+    """All of tether.yaml. Unknown keys are errors, so a typo never silently does nothing."""
+
+    version: int = 1
+    index: IndexSettings = IndexSettings()
+    ingest: IngestSettings = IngestSettings()
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    answer: AnswerSettings = AnswerSettings()
+
+    _root: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @property
+    def root(self) -> Path:
+        """Folder that relative paths in the config are resolved against."""
+        return self._root
+
+    def with_root(self, root: Path) -> Settings:
+        copy = self.model_copy()
+        copy._root = root
+        return copy
+
+    @property
+    def index_path(self) -> Path:
+        p = Path(self.index.path).expanduser()
+        return p if p.is_absolute() else self._root / p
+
+    @property
+    def config_hash(self) -> str:
+        """sha256 (first 16 hex) of the canonical JSON of every setting."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]

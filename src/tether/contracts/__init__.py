@@ -1,0 +1,33 @@
+"""Typed records every stage passes on. Stages talk through these models only."""
+
+from tether.contracts._models import (
+    Answer,
+    Block,
+    BlockKind,
+    Chunk,
+    Citation,
+    DocumentMeta,
+    Hit,
+    IngestSummary,
+    ParsedDocument,
+    SearchFilters,
+    SkippedFile,
+    StoreStats,
+    TraceEvent,
+)
+
+__all__ = [
+    "Answer",
+    "Block",
+    "BlockKind",
+    "Chunk",
+    "Citation",
+    "DocumentMeta",
+    "Hit",
+    "IngestSummary",
+    "ParsedDocument",
+    "SearchFilters",
+    "SkippedFile",
+    "StoreStats",
+    "TraceEvent",
+]

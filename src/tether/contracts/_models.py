@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+BlockKind = Literal["heading", "paragraph", "table", "code", "list"]
+
+
+class Block(BaseModel):
+    """A structural unit of a parsed document: ``text[start:end]`` of the document."""
+
+    start: int
+    end: int
+    kind: BlockKind
+    section: list[str] = Field(default_factory=list, description="heading path above this block")
+
+
+class ParsedDocument(BaseModel):
+    """What a parser returns: the canonical text (citations point into it) and its blocks."""
+
+    text: str
+    title: str
+    blocks: list[Block]
+
+
+class DocumentMeta(BaseModel):
+    """Source metadata of one stored document."""
+
+    doc_id: int
+    path: str
+    title: str
+    mtime: datetime
+    content_hash: str
+    size: int
+    tags: list[str] = Field(default_factory=list)
+    n_chunks: int = 0
+    n_duplicates: int = 0
+
+
+class Chunk(BaseModel):
+    """A retrievable span ``document.text[start:end]``."""
+
+    ord: int
+    start: int
+    end: int
+    text: str
+    section: list[str] = Field(default_factory=list)
+    kinds: list[BlockKind] = Field(default_factory=list)
+
+
+class Hit(BaseModel):
+    """One retrieved chunk with the scores that ranked it."""
+
+    chunk_id: int
+    doc_id: int
+    path: str
+    title: str
+    section: list[str]
+    start: int
+    end: int
+    text: str
+    score: float
+    lexical_rank: int | None = None
+    dense_rank: int | None = None
+    lexical_score: float | None = None
+    dense_score: float | None = None
+
+
+class SearchFilters(BaseModel):
+    """Metadata filters applied to both lexical and dense search."""
+
+    path_glob: str | None = None
+    tags: list[str] = Field(default_factory=list, description="a document must carry all of these")
+    modified_after: datetime | None = None
+    modified_before: datetime | None = None
+
+
+class Citation(BaseModel):
+    """An exact quoted span: ``document.text[start:end] == quote``."""
+
+    n: int
+    doc_id: int
+    path: str
+    title: str
+    section: list[str]
+    start: int
+    end: int
+    quote: str
+
+
+class TraceEvent(BaseModel):
+    stage: str
+    detail: dict[str, object] = Field(default_factory=dict)
+    ms: float = 0.0
+
+
+class Answer(BaseModel):
+    """The result of ``Tether.ask``: cited text, or an honest abstention."""
+
+    question: str
+    text: str
+    abstained: bool
+    citations: list[Citation] = Field(default_factory=list)
+    support: float = Field(description="calibrated probability that the cited text answers the question")
+    threshold: float
+    reason: str = ""
+    config_hash: str
+    trace: list[TraceEvent] = Field(default_factory=list)
+
+
+class SkippedFile(BaseModel):
+    path: str
+    reason: str
+
+
+class IngestSummary(BaseModel):
+    """What one ``tether ingest`` did."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    skipped: list[SkippedFile] = Field(default_factory=list)
+    chunks: int = 0
+    duplicates_removed: int = 0
+    seconds: float = 0.0
+    parse_seconds: float = 0.0
+    dedupe_seconds: float = 0.0
+    embed_seconds: float = 0.0
+    index_seconds: float = 0.0
+
+
+class StoreStats(BaseModel):
+    path: str
+    documents: int
+    chunks: int
+    duplicates_removed: int
+    bytes_on_disk: int
+    embedding_model: str | None
+    dim: int | None
+    last_ingest: datetime | None

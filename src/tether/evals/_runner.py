@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from tether._api import Tether
+from tether.evals._beir import BeirData, load_beir
+from tether.evals._retrieval import RetrievalReport, evaluate_retrieval
+from tether.ingest import Ingestor
+from tether.retrieve import Mode, Retriever
+from tether.store import SQLiteStore
+
+StageProgress = Callable[[str, int, int], None]
+BEIR_PREFIX = "beir:"
+
+
+def beir_index_path(t: Tether, root: Path) -> Path:
+    """A cache file keyed by the corpus file and every setting that changes what is indexed."""
+    corpus = root / "corpus.jsonl"
+    st = corpus.stat()
+    key = json.dumps(
+        {
+            "corpus": [str(corpus.resolve()), st.st_size, st.st_mtime_ns],
+            "ingest": t.settings.ingest.model_dump(mode="json"),
+            "embedding": t.settings.embedding.model_dump(mode="json"),
+        },
+        sort_keys=True,
+    )
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return t.settings.root / ".tether" / "beir" / f"{root.resolve().name}-{digest}.db"
+
+
+def build_beir_index(
+    t: Tether, root: Path, index: Path, progress: StageProgress | None = None
+) -> SQLiteStore:
+    """Index a BEIR corpus (incremental: an interrupted build resumes where it stopped)."""
+    store = SQLiteStore.open(index, create=True)
+    ing = Ingestor(store, t.embedder, t.settings.ingest, batch_size=t.settings.embedding.batch_size)
+    with (root / "corpus.jsonl").open(encoding="utf-8") as f:
+        total = sum(1 for line in f if line.strip())
+    for n, (doc_id, title, text) in enumerate(BeirData(root=root, split="").corpus(), 1):
+        ing.add_record(BEIR_PREFIX + doc_id, title, text)
+        if progress is not None and (n % 50 == 0 or n == total):
+            progress("index corpus", n, total)
+    ing.flush()
+    return store
+
+
+def run_beir(
+    t: Tether,
+    root: Path,
+    split: str,
+    modes: tuple[Mode, ...],
+    *,
+    index: Path | None = None,
+    progress: StageProgress | None = None,
+) -> RetrievalReport:
+    """Index (or reuse) the corpus, then score every query of ``split``."""
+    data = load_beir(root, split)
+    store = build_beir_index(t, root, index or beir_index_path(t, root), progress)
+    paths = {cid: p.removeprefix(BEIR_PREFIX) for cid, p in store.chunk_paths().items()}
+
+    def doc_of_chunk(ids: list[int]) -> dict[int, str]:
+        return {i: paths[i] for i in ids if i in paths}
+
+    retriever = Retriever(store, t.embedder, t.settings.retrieval)
+    report = evaluate_retrieval(
+        retriever,
+        data,
+        doc_of_chunk,
+        modes=modes,
+        config_hash=t.settings.config_hash,
+        progress=(lambda d, n: progress("queries", d, n)) if progress else None,
+    )
+    store.close()
+    return report

@@ -1,0 +1,133 @@
+"""Near-duplicate detection: MinHash signatures over word 3-shingles, and LSH banding."""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+
+import numpy as np
+import numpy.typing as npt
+from datasketch import MinHash
+
+from tether.text import words
+
+_SEED = 1
+_SCHEME = "affine64"  # pinned so that stored signatures stay comparable across datasketch versions
+_SHINGLE = 3
+_GRID = 501  # integration points for the LSH error integrals
+
+
+@lru_cache(maxsize=8)
+def _permutations(num_perm: int) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
+    """The hash permutations of a seeded MinHash (cached: creating them is the slow part)."""
+    perms = MinHash(num_perm=num_perm, seed=_SEED, scheme=_SCHEME).permutations
+    return perms[0], perms[1]
+
+
+def _shingles(text: str) -> set[bytes]:
+    """Word 3-shingles of ``text`` (the word set when it has fewer than 3 words)."""
+    tokens = words(text)
+    if len(tokens) < _SHINGLE:
+        return {token.encode() for token in tokens}
+    return {" ".join(tokens[i : i + _SHINGLE]).encode() for i in range(len(tokens) - _SHINGLE + 1)}
+
+
+def signature(text: str, num_perm: int) -> npt.NDArray[np.uint64]:
+    """MinHash signature of ``text`` over lowercase word 3-shingles.
+
+    Deterministic (seed 1, datasketch's 64-bit affine scheme). A text without words gets the
+    empty-set signature (all maximal values), so two word-less texts look identical.
+
+    Args:
+        text: The text.
+        num_perm: Number of hash permutations (signature length).
+
+    Returns:
+        ``num_perm`` uint64 hash values.
+    """
+    minhash = MinHash(num_perm=num_perm, seed=_SEED, scheme=_SCHEME, permutations=_permutations(num_perm))
+    shingles = _shingles(text)
+    if shingles:
+        minhash.update_batch(list(shingles))
+    return np.asarray(minhash.hashvalues, dtype=np.uint64).copy()
+
+
+def estimated_jaccard(a: npt.NDArray[np.uint64], b: npt.NDArray[np.uint64]) -> float:
+    """Jaccard similarity estimated from two signatures of the same length.
+
+    Args:
+        a: A signature from :func:`signature`.
+        b: Another signature with the same ``num_perm``.
+
+    Returns:
+        The fraction of equal hash values, in [0, 1].
+
+    Raises:
+        ValueError: The signatures differ in length.
+    """
+    if a.shape != b.shape:
+        raise ValueError("signatures of different lengths cannot be compared")
+    return float(np.count_nonzero(a == b)) / float(a.size) if a.size else 0.0
+
+
+@lru_cache(maxsize=64)
+def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
+    """Choose LSH bands and rows for a Jaccard threshold.
+
+    Minimises the equally weighted sum of the false-positive probability mass (similarity below
+    ``threshold`` but a shared band, integrated over [0, threshold]) and the false-negative mass
+    (similarity above but no shared band, over [threshold, 1]), with ``bands * rows <= num_perm``.
+
+    Args:
+        threshold: Jaccard similarity in (0, 1) above which texts count as near-duplicates.
+        num_perm: Signature length.
+
+    Returns:
+        ``(bands, rows)``.
+
+    Raises:
+        ValueError: The threshold is outside (0, 1) or ``num_perm`` is not positive.
+    """
+    if not 0.0 < threshold < 1.0:
+        raise ValueError("threshold must be between 0 and 1 (exclusive)")
+    if num_perm < 1:
+        raise ValueError("num_perm must be positive")
+    low = np.linspace(0.0, threshold, _GRID)
+    high = np.linspace(threshold, 1.0, _GRID)
+    best = (1, num_perm)
+    best_error = float("inf")
+    for bands in range(1, num_perm + 1):
+        for rows in range(1, num_perm // bands + 1):
+            false_positive = np.trapezoid(1.0 - (1.0 - low**rows) ** bands, low)
+            false_negative = np.trapezoid((1.0 - high**rows) ** bands, high)
+            error = float(false_positive + false_negative)
+            if error < best_error:
+                best, best_error = (bands, rows), error
+    return best
+
+
+def band_keys(sig: npt.NDArray[np.uint64], bands: int, rows: int) -> list[bytes]:
+    """One LSH bucket key per band: two bytes of band index, then 8 bytes of BLAKE2b of its rows.
+
+    Two signatures share a key exactly when they agree on every row of that band (up to hash
+    collisions), so a corpus-wide LSH index can store the keys and look candidates up by them.
+
+    Args:
+        sig: A signature from :func:`signature`.
+        bands: Number of bands.
+        rows: Rows per band (``bands * rows <= len(sig)``).
+
+    Returns:
+        ``bands`` keys of 10 bytes each.
+
+    Raises:
+        ValueError: The signature is shorter than ``bands * rows``.
+    """
+    if bands * rows > sig.size:
+        raise ValueError(f"signature of {sig.size} values is too short for {bands} bands x {rows} rows")
+    raw = np.ascontiguousarray(sig, dtype="<u8")
+    return [
+        band.to_bytes(2, "big")
+        + hashlib.blake2b(raw[band * rows : (band + 1) * rows].tobytes(), digest_size=8).digest()
+        for band in range(bands)
+    ]

@@ -1,0 +1,314 @@
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from tether.config import IngestSettings
+from tether.contracts import Chunk, IngestSummary, ParsedDocument, SkippedFile
+from tether.errors import IngestError
+from tether.ingest._chunk import chunk_document
+from tether.ingest._dedupe import band_keys, estimated_jaccard, lsh_params, signature
+from tether.ingest.parsers import parse_file
+from tether.models import Embedder
+from tether.store import NewChunk, NewDocument, SQLiteStore
+
+Progress = Callable[[int, int, str], None]
+"""Called as ``progress(done, total, path)`` after each file."""
+
+_SKIP_DIRS = {".git", ".hg", ".svn", ".tether", "__pycache__", "node_modules", ".venv", "venv"}
+
+
+def embedding_text(title: str, section: list[str], text: str) -> str:
+    """What the embedder reads for a chunk: its title and heading path give the text its context."""
+    head = " > ".join([title, *[s for s in section if s != title]])
+    return f"{head}\n{text}" if head else text
+
+
+def discover(paths: Iterable[Path]) -> Iterator[tuple[Path, str | None]]:
+    """Yield (file, reason-to-skip or None) for every file under ``paths``; hidden folders are not entered."""
+    for root in paths:
+        if not root.exists():
+            yield root, "does not exist"
+            continue
+        if root.is_file():
+            yield root, None
+            continue
+        if not os.access(root, os.R_OK | os.X_OK):
+            yield root, "unreadable folder: permission denied"
+            continue
+        for dirpath, dirnames, filenames in os.walk(root, onerror=None):
+            dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))
+            for name in sorted(filenames):
+                if not name.startswith("."):
+                    yield Path(dirpath) / name, None
+
+
+@dataclass
+class _Pending:
+    path: str
+    title: str
+    mtime: datetime
+    content_hash: str
+    size: int
+    text: str
+    chunks: list[Chunk]
+    signatures: list[npt.NDArray[np.uint64]]
+    bands: list[list[bytes]]
+    n_duplicates: int
+    existed: bool
+    tags: list[str] = field(default_factory=list)
+
+
+class Ingestor:
+    """parse -> chunk -> dedupe -> embed -> index, one transaction per document.
+
+    Documents are embedded in batches across files (so small files still fill a batch)
+    and written one by one, so a crash loses at most the batch in flight, never a stored document.
+    """
+
+    def __init__(
+        self, store: SQLiteStore, embedder: Embedder, settings: IngestSettings, *, batch_size: int = 64
+    ):
+        self.store = store
+        self.embedder = embedder
+        self.settings = settings
+        self.batch_size = batch_size
+        d = settings.dedupe
+        self._bands, self._rows = lsh_params(d.threshold, d.num_perm)
+        self._pending: list[_Pending] = []
+        self._pending_bands: dict[bytes, list[npt.NDArray[np.uint64]]] = {}
+        self.summary = IngestSummary()
+
+    # -- one file --------------------------------------------------------------
+    def _read(self, path: Path) -> bytes:
+        limit = int(self.settings.max_file_mb * 1024 * 1024)
+        try:
+            size = path.stat().st_size
+        except OSError as e:
+            raise IngestError(f"unreadable: {e.strerror or e}") from None
+        if size > limit:
+            raise IngestError(
+                f"too large ({size / 1024 / 1024:.1f} MB > ingest.max_file_mb {self.settings.max_file_mb:g})"
+            )
+        try:
+            return path.read_bytes()
+        except PermissionError:
+            raise IngestError("unreadable: permission denied") from None
+        except OSError as e:
+            raise IngestError(f"unreadable: {e.strerror or e}") from None
+
+    def _is_duplicate(self, sig: npt.NDArray[np.uint64], keys: list[bytes], path: str) -> bool:
+        th = self.settings.dedupe.threshold
+        for k in keys:
+            for other in self._pending_bands.get(k, ()):
+                if estimated_jaccard(sig, other) >= th:
+                    return True
+        return bool(self.store.near_duplicates(keys, sig, th, exclude_path=path))
+
+    def add_file(self, path: Path, tags: list[str] | None = None) -> None:
+        """Parse and queue one file; skipped files are recorded in the summary with their reason."""
+        key = str(path.resolve())
+        suffix = path.suffix.lower()
+        if suffix not in self.settings.extensions:
+            self._skip(path, f"unsupported file type '{suffix or '(none)'}'")
+            return
+        t0 = time.perf_counter()
+        try:
+            data = self._read(path)
+            digest = hashlib.sha256(data).hexdigest()
+            existing = self.store.document_hash(key)
+            if existing == digest:
+                self.summary.unchanged += 1
+                return
+            parsed = parse_file(path, data)
+            chunks = chunk_document(
+                parsed, self.settings.chunk.max_tokens, self.settings.chunk.overlap_tokens
+            )
+        except IngestError as e:
+            self._skip(path, str(e))
+            return
+        finally:
+            self.summary.parse_seconds += time.perf_counter() - t0
+        st = path.stat()
+        self._queue(
+            key, parsed, chunks, digest, len(data), datetime.fromtimestamp(st.st_mtime, UTC), existing, tags
+        )
+
+    def add_record(
+        self, key: str, title: str, text: str, *, mtime: datetime | None = None, tags: list[str] | None = None
+    ) -> None:
+        """Queue a document that is not a file (a database row, a BEIR corpus record) as plain text."""
+        data = text.encode("utf-8")
+        digest = hashlib.sha256(title.encode("utf-8") + b"\0" + data).hexdigest()
+        existing = self.store.document_hash(key)
+        if existing == digest:
+            self.summary.unchanged += 1
+            return
+        t0 = time.perf_counter()
+        try:
+            parsed = parse_file(Path("record.txt"), data).model_copy(update={"title": title or key})
+            chunks = chunk_document(
+                parsed, self.settings.chunk.max_tokens, self.settings.chunk.overlap_tokens
+            )
+        except IngestError as e:
+            self._skip(Path(key), str(e))
+            return
+        finally:
+            self.summary.parse_seconds += time.perf_counter() - t0
+        self._queue(key, parsed, chunks, digest, len(data), mtime or datetime.now(UTC), existing, tags)
+
+    def _queue(
+        self,
+        key: str,
+        parsed: ParsedDocument,
+        chunks: list[Chunk],
+        digest: str,
+        size: int,
+        mtime: datetime,
+        existing: str | None,
+        tags: list[str] | None,
+    ) -> None:
+        if not chunks:
+            self._skip(Path(key), "no text to index")
+            return
+        t0 = time.perf_counter()
+        kept: list[Chunk] = []
+        sigs: list[npt.NDArray[np.uint64]] = []
+        bands: list[list[bytes]] = []
+        dups = 0
+        d = self.settings.dedupe
+        for ch in chunks:
+            sig = signature(ch.text, d.num_perm)
+            keys = band_keys(sig, self._bands, self._rows)
+            if d.enabled and self._is_duplicate(sig, keys, key):
+                dups += 1
+                continue
+            for k in keys:
+                self._pending_bands.setdefault(k, []).append(sig)
+            kept.append(ch)
+            sigs.append(sig)
+            bands.append(keys)
+        self.summary.dedupe_seconds += time.perf_counter() - t0
+        self._pending.append(
+            _Pending(
+                path=key,
+                title=parsed.title,
+                mtime=mtime,
+                content_hash=digest,
+                size=size,
+                text=parsed.text,
+                chunks=kept,
+                signatures=sigs,
+                bands=bands,
+                n_duplicates=dups,
+                existed=existing is not None,
+                tags=list(tags or []),
+            )
+        )
+        if sum(len(p.chunks) for p in self._pending) >= self.batch_size:
+            self.flush()
+
+    def _skip(self, path: Path, reason: str) -> None:
+        self.summary.skipped.append(SkippedFile(path=str(path), reason=reason))
+
+    def flush(self) -> None:
+        """Embed every queued chunk in batches, then write each queued document in its own transaction."""
+        if not self._pending:
+            return
+        texts = [embedding_text(p.title, c.section, c.text) for p in self._pending for c in p.chunks]
+        t0 = time.perf_counter()
+        vectors = self.embedder.embed(texts) if texts else np.zeros((0, self.embedder.dim), np.float32)
+        t1 = time.perf_counter()
+        self.summary.embed_seconds += t1 - t0
+        self.store.check_embedding(self.embedder.model_id, self.embedder.dim)
+        i = 0
+        for p in self._pending:
+            new_chunks = []
+            for ch, sig, keys in zip(p.chunks, p.signatures, p.bands, strict=True):
+                new_chunks.append(
+                    NewChunk(
+                        ord=ch.ord,
+                        start=ch.start,
+                        end=ch.end,
+                        text=ch.text,
+                        section=ch.section,
+                        kinds=list(ch.kinds),
+                        vector=vectors[i],
+                        signature=sig,
+                        band_keys=keys,
+                    )
+                )
+                i += 1
+            self.store.put_document(
+                NewDocument(
+                    path=p.path,
+                    title=p.title,
+                    mtime=p.mtime,
+                    content_hash=p.content_hash,
+                    size=p.size,
+                    text=p.text,
+                    chunks=new_chunks,
+                    tags=p.tags,
+                    n_duplicates=p.n_duplicates,
+                )
+            )
+            if p.existed:
+                self.summary.updated += 1
+            else:
+                self.summary.added += 1
+            self.summary.chunks += len(new_chunks)
+            self.summary.duplicates_removed += p.n_duplicates
+        self.summary.index_seconds += time.perf_counter() - t1
+        self._pending.clear()
+        self._pending_bands.clear()
+
+    def remove_missing(self, roots: list[Path], seen: set[str]) -> None:
+        """Delete stored documents under a folder root whose files are gone."""
+        prefixes = [str(r.resolve()) + os.sep for r in roots if r.is_dir()]
+        if not prefixes:
+            return
+        for stored in self.store.paths():
+            if (
+                stored not in seen
+                and any(stored.startswith(px) for px in prefixes)
+                and not Path(stored).exists()
+                and self.store.delete_document(stored)
+            ):
+                self.summary.removed += 1
+
+
+def ingest_paths(
+    paths: list[Path],
+    store: SQLiteStore,
+    embedder: Embedder,
+    settings: IngestSettings,
+    *,
+    tags: list[str] | None = None,
+    batch_size: int = 64,
+    progress: Progress | None = None,
+) -> IngestSummary:
+    """Ingest files and folders into ``store`` incrementally; returns what was done and what was skipped."""
+    t0 = time.perf_counter()
+    ing = Ingestor(store, embedder, settings, batch_size=batch_size)
+    files = list(discover(paths))
+    seen: set[str] = set()
+    for n, (f, reason) in enumerate(files, 1):
+        if reason is not None:
+            ing._skip(f, reason)
+        else:
+            seen.add(str(f.resolve()))
+            ing.add_file(f, tags)
+        if progress is not None:
+            progress(n, len(files), str(f))
+    ing.flush()
+    ing.remove_missing(paths, seen)
+    ing.summary.seconds = time.perf_counter() - t0
+    return ing.summary

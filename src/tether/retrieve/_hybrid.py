@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from tether.config import RetrievalSettings
+from tether.contracts import Hit, SearchFilters, TraceEvent
+from tether.models import Embedder
+from tether.retrieve._fusion import convex_fusion, rrf_fusion
+from tether.store import ScoredId, SQLiteStore
+from tether.text import content_words, words
+
+Mode = Literal["hybrid", "lexical", "dense"]
+
+
+def _jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a and b else 0.0
+
+
+class Retriever:
+    """Lexical (FTS5 BM25) and dense (exact cosine) candidates, fused by RRF or a convex blend."""
+
+    def __init__(self, store: SQLiteStore, embedder: Embedder, settings: RetrievalSettings) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.settings = settings
+        self.trace: list[TraceEvent] = []
+
+    def embed_query(self, query: str) -> npt.NDArray[np.float32]:
+        v: npt.NDArray[np.float32] = self.embedder.embed([query])[0]
+        return v
+
+    def rank(
+        self,
+        query: str,
+        *,
+        mode: Mode = "hybrid",
+        filters: SearchFilters | None = None,
+        query_vector: npt.NDArray[np.float32] | None = None,
+    ) -> tuple[list[ScoredId], dict[int, tuple[int | None, int | None, float | None, float | None]]]:
+        """All fused candidates, best first, and for each its (lexical rank, dense rank, scores)."""
+        s = self.settings
+        lexical: list[ScoredId] = []
+        dense: list[ScoredId] = []
+        t0 = time.perf_counter()
+        if mode in ("hybrid", "lexical"):
+            terms = content_words(query) or words(query)
+            lexical = self.store.lexical_search(terms, s.lexical_top_n, filters, title_weight=s.title_weight)
+        t1 = time.perf_counter()
+        if mode in ("hybrid", "dense"):
+            vec = self.embed_query(query) if query_vector is None else query_vector
+            dense = self.store.dense_search(vec, s.dense_top_n, filters)
+        t2 = time.perf_counter()
+        if mode == "lexical":
+            fused = lexical
+        elif mode == "dense":
+            fused = dense
+        elif s.fusion == "rrf":
+            fused = rrf_fusion([lexical, dense], s.rrf_k)
+        else:
+            fused = convex_fusion(lexical, dense, s.alpha)
+        info: dict[int, tuple[int | None, int | None, float | None, float | None]] = {}
+        lex_pos = {x.chunk_id: (i + 1, x.score) for i, x in enumerate(lexical)}
+        den_pos = {x.chunk_id: (i + 1, x.score) for i, x in enumerate(dense)}
+        for x in fused:
+            lr, ls = lex_pos.get(x.chunk_id, (None, None))
+            dr, ds = den_pos.get(x.chunk_id, (None, None))
+            info[x.chunk_id] = (lr, dr, ls, ds)
+        self.trace = [
+            TraceEvent(
+                stage="retrieve",
+                detail={
+                    "mode": mode,
+                    "lexical": len(lexical),
+                    "dense": len(dense),
+                    "fused": len(fused),
+                    "lexical_ms": round((t1 - t0) * 1000, 2),
+                    "dense_ms": round((t2 - t1) * 1000, 2),
+                },
+                ms=(time.perf_counter() - t0) * 1000,
+            )
+        ]
+        return fused, info
+
+    def search(
+        self,
+        query: str,
+        k: int | None = None,
+        *,
+        mode: Mode = "hybrid",
+        filters: SearchFilters | None = None,
+        collapse: bool = True,
+    ) -> list[Hit]:
+        """Top-k chunks for ``query`` with their scores; near-identical hits collapsed into the best."""
+        k = k or self.settings.top_k
+        fused, info = self.rank(query, mode=mode, filters=filters)
+        window = fused[: max(k * 4, k + 10)] if collapse else fused[:k]
+        rows = self.store.hits([x.chunk_id for x in window])
+        out: list[Hit] = []
+        kept_words: list[set[str]] = []
+        for x in window:
+            hit = rows.get(x.chunk_id)
+            if hit is None:
+                continue
+            if collapse:
+                ws = set(words(hit.text))
+                if any(_jaccard(ws, o) >= self.settings.collapse_threshold for o in kept_words):
+                    continue
+                kept_words.append(ws)
+            lr, dr, ls, ds = info[x.chunk_id]
+            out.append(
+                hit.model_copy(
+                    update={
+                        "score": x.score,
+                        "lexical_rank": lr,
+                        "dense_rank": dr,
+                        "lexical_score": ls,
+                        "dense_score": ds,
+                    }
+                )
+            )
+            if len(out) >= k:
+                break
+        return out

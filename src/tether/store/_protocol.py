@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import NamedTuple, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from tether.contracts import DocumentMeta, Hit, SearchFilters, StoreStats
+
+
+class ScoredId(NamedTuple):
+    chunk_id: int
+    score: float
+
+
+@dataclass
+class NewChunk:
+    ord: int
+    start: int
+    end: int
+    text: str
+    section: list[str]
+    kinds: list[str]
+    vector: npt.NDArray[np.float32]
+    signature: npt.NDArray[np.uint64]
+    band_keys: list[bytes]
+
+
+@dataclass
+class NewDocument:
+    path: str
+    title: str
+    mtime: datetime
+    content_hash: str
+    size: int
+    text: str
+    chunks: list[NewChunk]
+    tags: list[str] = field(default_factory=list)
+    n_duplicates: int = 0
+
+
+class Store(Protocol):
+    """What every backend (embedded SQLite, Milvus) must do. Each document is written atomically."""
+
+    def document_hash(self, path: str) -> str | None: ...
+
+    def paths(self) -> list[str]: ...
+
+    def put_document(self, doc: NewDocument) -> int: ...
+
+    def delete_document(self, path: str) -> bool: ...
+
+    def near_duplicates(
+        self, band_keys: list[bytes], signature: npt.NDArray[np.uint64], threshold: float, exclude_path: str
+    ) -> list[int]: ...
+
+    def lexical_search(
+        self, terms: list[str], n: int, filters: SearchFilters | None = None
+    ) -> list[ScoredId]: ...
+
+    def dense_search(
+        self, vector: npt.NDArray[np.float32], n: int, filters: SearchFilters | None = None
+    ) -> list[ScoredId]: ...
+
+    def hits(self, ids: list[int]) -> dict[int, Hit]: ...
+
+    def document(self, doc_id: int) -> DocumentMeta | None: ...
+
+    def document_text(self, doc_id: int) -> str: ...
+
+    def stats(self) -> StoreStats: ...
+
+    def close(self) -> None: ...

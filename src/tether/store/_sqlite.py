@@ -1,0 +1,451 @@
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tether.contracts import DocumentMeta, Hit, SearchFilters, StoreStats
+from tether.errors import IndexMismatchError, IndexMissingError
+from tether.store._protocol import NewDocument, ScoredId
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    mtime REAL NOT NULL,
+    content_hash TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    tags TEXT NOT NULL DEFAULT '[]',
+    text TEXT NOT NULL,
+    n_chunks INTEGER NOT NULL,
+    n_duplicates INTEGER NOT NULL DEFAULT 0,
+    ingested_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY,
+    doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    ord INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    section TEXT NOT NULL,
+    kinds TEXT NOT NULL,
+    title TEXT NOT NULL,
+    text TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    minhash BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+CREATE TABLE IF NOT EXISTS lsh (
+    band BLOB NOT NULL,
+    chunk_id INTEGER NOT NULL REFERENCES chunks(id) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS lsh_band ON lsh(band);
+CREATE INDEX IF NOT EXISTS lsh_chunk ON lsh(chunk_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+    text, title, section, content='chunks', content_rowid='id',
+    tokenize='porter unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
+    INSERT INTO chunks_fts(rowid, text, title, section) VALUES (new.id, new.text, new.title, new.section);
+END;
+CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
+    INSERT INTO chunks_fts(chunks_fts, rowid, text, title, section)
+    VALUES ('delete', old.id, old.text, old.title, old.section);
+END;
+"""
+
+
+def _section_text(section: list[str]) -> str:
+    return " > ".join(section)
+
+
+def _fts_quote(term: str) -> str:
+    return '"' + term.replace('"', '""') + '"'
+
+
+class SQLiteStore:
+    """The embedded default: one SQLite file with FTS5 (BM25) and float32 vectors.
+
+    Dense search is exact (numpy) over a matrix loaded once and reloaded only when the
+    index changes. Every document is written in one transaction, so a crash at any moment
+    leaves earlier documents intact and no half-written one.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+        self._matrix: npt.NDArray[np.float32] | None = None
+        self._ids: npt.NDArray[np.int64] | None = None
+        self._loaded_generation = -1
+
+    # -- opening ---------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path, *, create: bool = False) -> SQLiteStore:
+        """Open an index. With ``create=False`` a missing file is an :class:`IndexMissingError`."""
+        p = Path(path)
+        if not p.exists():
+            if not create:
+                raise IndexMissingError(f"no index at {p}; run `tether ingest PATH` first")
+            p.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(str(p), timeout=30.0, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as e:
+            raise IndexMismatchError(
+                f"{p} is not a Tether index ({e}); move it away or set index.path"
+            ) from None
+        store = cls(conn, p)
+        version = store._meta("schema_version")
+        if version is None:
+            store._set_meta("schema_version", str(SCHEMA_VERSION))
+            store._set_meta("generation", "0")
+        elif int(version) != SCHEMA_VERSION:
+            raise IndexMismatchError(
+                f"{p} has index layout v{version}, this Tether reads v{SCHEMA_VERSION}; re-ingest into a new index"
+            )
+        return store
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- meta ------------------------------------------------------------------
+    def _meta(self, key: str) -> str | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    def check_embedding(self, model_id: str, dim: int) -> None:
+        """Record the embedding model on first use; refuse to mix vectors of two models."""
+        have = self._meta("embedding_model")
+        if have is None:
+            self._set_meta("embedding_model", model_id)
+            self._set_meta("dim", str(dim))
+        elif have != model_id or int(self._meta("dim") or 0) != dim:
+            raise IndexMismatchError(
+                f"{self.path} was built with embedding model {have}, not {model_id}; "
+                "use another index.path or re-ingest from scratch"
+            )
+
+    def _generation(self) -> int:
+        return int(self._meta("generation") or 0)
+
+    # -- writing ---------------------------------------------------------------
+    def document_hash(self, path: str) -> str | None:
+        row = self._conn.execute("SELECT content_hash FROM documents WHERE path=?", (path,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def paths(self) -> list[str]:
+        return [str(r[0]) for r in self._conn.execute("SELECT path FROM documents ORDER BY path")]
+
+    def put_document(self, doc: NewDocument) -> int:
+        """Insert or replace the document at ``doc.path`` with its chunks, in one transaction."""
+        c = self._conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            c.execute("DELETE FROM documents WHERE path=?", (doc.path,))
+            cur = c.execute(
+                "INSERT INTO documents(path, title, mtime, content_hash, size, tags, text, n_chunks,"
+                " n_duplicates, ingested_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    doc.path,
+                    doc.title,
+                    doc.mtime.timestamp(),
+                    doc.content_hash,
+                    doc.size,
+                    json.dumps(sorted(set(doc.tags))),
+                    doc.text,
+                    len(doc.chunks),
+                    doc.n_duplicates,
+                    datetime.now(UTC).timestamp(),
+                ),
+            )
+            doc_id = int(cur.lastrowid or 0)
+            for ch in doc.chunks:
+                cur = c.execute(
+                    'INSERT INTO chunks(doc_id, ord, start, "end", section, kinds, title, text, vector, minhash)'
+                    " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        doc_id,
+                        ch.ord,
+                        ch.start,
+                        ch.end,
+                        _section_text(ch.section),
+                        json.dumps(ch.kinds),
+                        doc.title,
+                        ch.text,
+                        np.ascontiguousarray(ch.vector, dtype=np.float32).tobytes(),
+                        np.ascontiguousarray(ch.signature, dtype=np.uint64).tobytes(),
+                    ),
+                )
+                chunk_id = int(cur.lastrowid or 0)
+                c.executemany(
+                    "INSERT INTO lsh(band, chunk_id) VALUES (?, ?)", [(k, chunk_id) for k in ch.band_keys]
+                )
+            c.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'")
+            self._set_meta("last_ingest", str(datetime.now(UTC).timestamp()))
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        return doc_id
+
+    def delete_document(self, path: str) -> bool:
+        c = self._conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            n = c.execute("DELETE FROM documents WHERE path=?", (path,)).rowcount
+            c.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'")
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        return n > 0
+
+    def near_duplicates(
+        self, band_keys: list[bytes], signature: npt.NDArray[np.uint64], threshold: float, exclude_path: str
+    ) -> list[int]:
+        """Stored chunks (outside ``exclude_path``) whose estimated Jaccard with ``signature`` >= threshold."""
+        if not band_keys:
+            return []
+        marks = ",".join("?" * len(band_keys))
+        rows = self._conn.execute(
+            f"SELECT DISTINCT c.id, c.minhash FROM lsh l JOIN chunks c ON c.id = l.chunk_id"
+            f" JOIN documents d ON d.id = c.doc_id WHERE l.band IN ({marks}) AND d.path != ?",
+            [*band_keys, exclude_path],
+        ).fetchall()
+        out = []
+        for cid, blob in rows:
+            other = np.frombuffer(blob, dtype=np.uint64)
+            if other.shape == signature.shape and float(np.mean(other == signature)) >= threshold:
+                out.append(int(cid))
+        return out
+
+    # -- searching -------------------------------------------------------------
+    def _filter_sql(self, filters: SearchFilters | None) -> tuple[str, list[Any]]:
+        if filters is None:
+            return "", []
+        parts: list[str] = []
+        args: list[Any] = []
+        if filters.path_glob:
+            parts.append("d.path GLOB ?")
+            args.append(filters.path_glob)
+        for tag in filters.tags:
+            parts.append("EXISTS (SELECT 1 FROM json_each(d.tags) WHERE value = ?)")
+            args.append(tag)
+        if filters.modified_after is not None:
+            parts.append("d.mtime >= ?")
+            args.append(filters.modified_after.timestamp())
+        if filters.modified_before is not None:
+            parts.append("d.mtime <= ?")
+            args.append(filters.modified_before.timestamp())
+        return (" AND " + " AND ".join(parts)) if parts else "", args
+
+    def lexical_search(
+        self,
+        terms: list[str],
+        n: int,
+        filters: SearchFilters | None = None,
+        *,
+        title_weight: float = 1.0,
+        section_weight: float = 0.5,
+    ) -> list[ScoredId]:
+        """BM25 (FTS5) over chunk text, title and section path; terms are OR-ed. Higher score is better."""
+        if not terms or n <= 0:
+            return []
+        match = " OR ".join(_fts_quote(t) for t in dict.fromkeys(terms))
+        where, args = self._filter_sql(filters)
+        join = " JOIN chunks c ON c.id = f.rowid JOIN documents d ON d.id = c.doc_id" if where else ""
+        sql = (
+            f"SELECT f.rowid, bm25(chunks_fts, 1.0, ?, ?) AS s FROM chunks_fts f{join}"
+            f" WHERE chunks_fts MATCH ?{where} ORDER BY s LIMIT ?"
+        )
+        try:
+            rows = self._conn.execute(sql, [title_weight, section_weight, match, *args, n]).fetchall()
+        except sqlite3.OperationalError:
+            return []
+        return [ScoredId(int(r[0]), -float(r[1])) for r in rows]
+
+    def chunk_count(self) -> int:
+        return int(self._conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
+
+    def term_document_counts(self, terms: list[str]) -> dict[str, int]:
+        """How many chunks contain each term (FTS5 applies its own stemming), for IDF weights."""
+        out: dict[str, int] = {}
+        for t in dict.fromkeys(terms):
+            try:
+                row = self._conn.execute(
+                    "SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH ?", ("text : " + _fts_quote(t),)
+                ).fetchone()
+                out[t] = int(row[0])
+            except sqlite3.OperationalError:
+                out[t] = 0
+        return out
+
+    def chunk_paths(self) -> dict[int, str]:
+        """chunk id -> document path, for every chunk (evaluation maps chunks back to documents)."""
+        return {
+            int(r[0]): str(r[1])
+            for r in self._conn.execute(
+                "SELECT c.id, d.path FROM chunks c JOIN documents d ON d.id = c.doc_id"
+            )
+        }
+
+    @property
+    def generation(self) -> int:
+        """Changes whenever a document is written or deleted (for caches)."""
+        return self._generation()
+
+    def _load_vectors(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        gen = self._generation()
+        if self._matrix is None or self._ids is None or gen != self._loaded_generation:
+            rows = self._conn.execute("SELECT id, vector FROM chunks ORDER BY id").fetchall()
+            dim = int(self._meta("dim") or 0)
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            mat = np.empty((len(rows), dim), dtype=np.float32)
+            for i, r in enumerate(rows):
+                mat[i] = np.frombuffer(r[1], dtype=np.float32)
+            self._ids, self._matrix, self._loaded_generation = ids, mat, gen
+        return self._ids, self._matrix
+
+    def dense_search(
+        self, vector: npt.NDArray[np.float32], n: int, filters: SearchFilters | None = None
+    ) -> list[ScoredId]:
+        """Exact cosine search (vectors are unit length) over all chunks that pass the filters."""
+        if n <= 0:
+            return []
+        ids, mat = self._load_vectors()
+        if len(ids) == 0:
+            return []
+        scores = mat @ vector.astype(np.float32)
+        where, args = self._filter_sql(filters)
+        if where:
+            allowed = np.fromiter(
+                (
+                    r[0]
+                    for r in self._conn.execute(
+                        f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE 1{where}", args
+                    )
+                ),
+                dtype=np.int64,
+            )
+            scores = np.where(np.isin(ids, allowed), scores, -np.inf)
+        k = min(n, len(ids))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [ScoredId(int(ids[i]), float(scores[i])) for i in top if np.isfinite(scores[i])]
+
+    def hits(self, ids: list[int]) -> dict[int, Hit]:
+        """Chunk rows for ``ids`` (score fields zero; the retriever fills them)."""
+        if not ids:
+            return {}
+        out: dict[int, Hit] = {}
+        for b in range(0, len(ids), 500):
+            part = ids[b : b + 500]
+            marks = ",".join("?" * len(part))
+            for r in self._conn.execute(
+                f'SELECT c.id, c.doc_id, d.path, c.title, c.section, c.start, c."end", c.text'
+                f" FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({marks})",
+                part,
+            ):
+                out[int(r[0])] = Hit(
+                    chunk_id=int(r[0]),
+                    doc_id=int(r[1]),
+                    path=str(r[2]),
+                    title=str(r[3]),
+                    section=[s for s in str(r[4]).split(" > ") if s],
+                    start=int(r[5]),
+                    end=int(r[6]),
+                    text=str(r[7]),
+                    score=0.0,
+                )
+        return out
+
+    def document(self, doc_id: int) -> DocumentMeta | None:
+        r = self._conn.execute(
+            "SELECT id, path, title, mtime, content_hash, size, tags, n_chunks, n_duplicates"
+            " FROM documents WHERE id=?",
+            (doc_id,),
+        ).fetchone()
+        if r is None:
+            return None
+        return DocumentMeta(
+            doc_id=r[0],
+            path=r[1],
+            title=r[2],
+            mtime=datetime.fromtimestamp(r[3], UTC),
+            content_hash=r[4],
+            size=r[5],
+            tags=json.loads(r[6]),
+            n_chunks=r[7],
+            n_duplicates=r[8],
+        )
+
+    def document_text(self, doc_id: int) -> str:
+        r = self._conn.execute("SELECT text FROM documents WHERE id=?", (doc_id,)).fetchone()
+        if r is None:
+            raise KeyError(doc_id)
+        return str(r[0])
+
+    def stats(self) -> StoreStats:
+        c = self._conn
+        docs, dups, chunks_declared = c.execute(
+            "SELECT COUNT(*), COALESCE(SUM(n_duplicates), 0), COALESCE(SUM(n_chunks), 0) FROM documents"
+        ).fetchone()
+        chunks = c.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file())
+        last = self._meta("last_ingest")
+        dim = self._meta("dim")
+        return StoreStats(
+            path=str(self.path),
+            documents=int(docs),
+            chunks=int(chunks),
+            duplicates_removed=int(dups),
+            bytes_on_disk=size,
+            embedding_model=self._meta("embedding_model"),
+            dim=int(dim) if dim else None,
+            last_ingest=datetime.fromtimestamp(float(last), UTC) if last else None,
+        )
+
+    def integrity_problems(self) -> list[str]:
+        """Checks used after a crash: SQLite's own check, FTS consistency, chunk counts per document."""
+        problems: list[str] = []
+        c = self._conn
+        res = c.execute("PRAGMA integrity_check").fetchone()[0]
+        if res != "ok":
+            problems.append(f"sqlite integrity_check: {res}")
+        try:
+            c.execute("INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('integrity-check', 1)")
+        except sqlite3.DatabaseError as e:
+            problems.append(f"fts integrity: {e}")
+        for path, declared, actual in c.execute(
+            "SELECT d.path, d.n_chunks, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id = d.id)"
+            " FROM documents d"
+        ):
+            if declared != actual:
+                problems.append(f"{path}: {actual} chunks stored, {declared} declared")
+        orphans = c.execute(
+            "SELECT COUNT(*) FROM chunks WHERE doc_id NOT IN (SELECT id FROM documents)"
+        ).fetchone()
+        if orphans[0]:
+            problems.append(f"{orphans[0]} chunks without a document")
+        return problems
