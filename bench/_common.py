@@ -51,9 +51,7 @@ def load_squad() -> Squad:
     for line in (root / "questions.jsonl").open(encoding="utf-8"):
         r = json.loads(line)
         questions.append(
-            SquadQuestion(
-                r["id"], r["question"], r["paragraph_id"], bool(r["is_impossible"]), list(r["answers"])
-            )
+            SquadQuestion(r["id"], r["question"], r["paragraph_id"], bool(r["is_impossible"]), list(r["answers"]))
         )
     half = len(paragraphs) // 2
     return Squad(paragraphs, questions, {p["_id"] for p in paragraphs[:half]})

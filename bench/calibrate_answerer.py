@@ -51,9 +51,7 @@ def collect(t: Tether, questions: list[SquadQuestion], label: str) -> list[list[
     for i, q in enumerate(track(questions, description=f"features ({label})", transient=True)):
         hits = retriever.search(q.question)
         cands = answerer.candidates(q.question, hits, qvecs[i])
-        out.append(
-            [(c.features, (not q.is_impossible) and contains_answer(c.text, q.answers)) for c in cands]
-        )
+        out.append([(c.features, (not q.is_impossible) and contains_answer(c.text, q.answers)) for c in cands])
     return out
 
 
@@ -98,9 +96,7 @@ def main() -> None:
     args = ap.parse_args()
 
     t0 = time.time()
-    t = Tether.open(
-        ROOT / "bench" / "tether.bench.yaml" if (ROOT / "bench" / "tether.bench.yaml").exists() else None
-    )
+    t = Tether.open(ROOT / "bench" / "tether.bench.yaml" if (ROOT / "bench" / "tether.bench.yaml").exists() else None)
     squad = load_squad()
     cal_q, mea_q = squad.split("calibration"), squad.split("measure")
     if args.limit:
