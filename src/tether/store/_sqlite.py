@@ -11,6 +11,7 @@ import numpy.typing as npt
 
 from tether.contracts import DocumentMeta, Hit, SearchFilters, StoreStats
 from tether.errors import IndexMismatchError, IndexMissingError
+from tether.store._ann import AnnIndex
 from tether.store._protocol import NewDocument, ScoredId
 
 SCHEMA_VERSION = 1
@@ -80,16 +81,18 @@ class SQLiteStore:
     leaves earlier documents intact and no half-written one.
     """
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path, *, ann_threshold: int = 50_000) -> None:
         self._conn = conn
         self.path = path
+        self.ann_threshold = ann_threshold
+        self._ann: AnnIndex | None = None
         self._matrix: npt.NDArray[np.float32] | None = None
         self._ids: npt.NDArray[np.int64] | None = None
         self._loaded_generation = -1
 
     # -- opening ---------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path, *, create: bool = False) -> SQLiteStore:
+    def open(cls, path: str | Path, *, create: bool = False, ann_threshold: int = 50_000) -> SQLiteStore:
         """Open an index. With ``create=False`` a missing file is an :class:`IndexMissingError`."""
         p = Path(path)
         if not p.exists():
@@ -106,7 +109,7 @@ class SQLiteStore:
             raise IndexMismatchError(
                 f"{p} is not a Tether index ({e}); move it away or set index.path"
             ) from None
-        store = cls(conn, p)
+        store = cls(conn, p, ann_threshold=ann_threshold)
         version = store._meta("schema_version")
         if version is None:
             store._set_meta("schema_version", str(SCHEMA_VERSION))
@@ -330,14 +333,20 @@ class SQLiteStore:
     def dense_search(
         self, vector: npt.NDArray[np.float32], n: int, filters: SearchFilters | None = None
     ) -> list[ScoredId]:
-        """Exact cosine search (vectors are unit length) over all chunks that pass the filters."""
+        """Cosine search (vectors are unit length) over the chunks that pass the filters.
+
+        Exact (numpy) below ``ann_threshold`` chunks; above it, an HNSW index (usearch) unless filters
+        are given, in which case the search stays exact over the filtered chunks.
+        """
         if n <= 0:
             return []
+        where, args = self._filter_sql(filters)
+        if not where and self.chunk_count() >= self.ann_threshold:
+            return self._ann_index().search(vector, n)
         ids, mat = self._load_vectors()
         if len(ids) == 0:
             return []
         scores = mat @ vector.astype(np.float32)
-        where, args = self._filter_sql(filters)
         if where:
             allowed = np.fromiter(
                 (
@@ -353,6 +362,27 @@ class SQLiteStore:
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]
         return [ScoredId(int(ids[i]), float(scores[i])) for i in top if np.isfinite(scores[i])]
+
+    def _vectors_of(self, ids: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        dim = int(self._meta("dim") or 0)
+        out = np.empty((len(ids), dim), dtype=np.float32)
+        pos = {int(c): i for i, c in enumerate(ids)}
+        for b in range(0, len(ids), 500):
+            part = [int(x) for x in ids[b : b + 500]]
+            marks = ",".join("?" * len(part))
+            for cid, blob in self._conn.execute(f"SELECT id, vector FROM chunks WHERE id IN ({marks})", part):
+                out[pos[int(cid)]] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    def _ann_index(self) -> AnnIndex:
+        """The HNSW index, synced with the chunks table if the index changed since the last search."""
+        gen = self._generation()
+        if self._ann is None:
+            self._ann = AnnIndex(self.path.with_name(self.path.name + ".usearch"), int(self._meta("dim") or 384))
+        if self._ann.synced_generation != gen:
+            ids = np.fromiter((r[0] for r in self._conn.execute("SELECT id FROM chunks")), dtype=np.int64)
+            self._ann.sync(np.sort(ids), self._vectors_of, gen)
+        return self._ann
 
     def hits(self, ids: list[int]) -> dict[int, Hit]:
         """Chunk rows for ``ids`` (score fields zero; the retriever fills them)."""

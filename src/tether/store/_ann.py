@@ -1,0 +1,76 @@
+"""An approximate (HNSW, usearch) index over chunk vectors: a cache derived from SQLite, never the truth.
+
+It lives beside the SQLite file (``index.db.usearch``). Before a search it is brought in line with the
+chunks table (vectors of new chunks added, removed chunks deleted), so a crash between the two files
+costs only a re-sync, never a wrong answer about what is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from tether.store._protocol import ScoredId
+
+
+class AnnIndex:
+    """HNSW over unit vectors with inner-product distance, keyed by chunk id."""
+
+    def __init__(self, path: Path, dim: int, *, connectivity: int = 16, expansion_search: int = 128) -> None:
+        from usearch.index import Index
+
+        self.path = path
+        self.dim = dim
+        self._index = Index(
+            ndim=dim,
+            metric="ip",
+            dtype="f32",
+            connectivity=connectivity,
+            expansion_add=128,
+            expansion_search=expansion_search,
+        )
+        if path.exists():
+            try:
+                self._index.load(str(path))
+            except Exception:  # a damaged cache is rebuilt from SQLite
+                self._index.reset()  # type: ignore[no-untyped-call]
+        self.synced_generation = -1
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def sync(
+        self,
+        ids: npt.NDArray[np.int64],
+        vectors_of: Callable[[npt.NDArray[np.int64]], npt.NDArray[np.float32]],
+        generation: int,
+    ) -> tuple[int, int]:
+        """Make the index hold exactly ``ids``; ``vectors_of(missing_ids)`` returns their vectors.
+
+        Returns (added, removed).
+        """
+        have = np.asarray(self._index.keys, dtype=np.int64) if len(self._index) else np.zeros(0, np.int64)
+        extra = np.setdiff1d(have, ids, assume_unique=True)
+        missing = np.setdiff1d(ids, have, assume_unique=True)
+        if len(extra):
+            self._index.remove(extra.astype(np.uint64))
+        if len(missing):
+            vecs = vectors_of(missing)
+            self._index.add(missing.astype(np.uint64), np.ascontiguousarray(vecs, dtype=np.float32))
+        if len(extra) or len(missing):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+            self._index.save(str(tmp))
+            tmp.replace(self.path)
+        self.synced_generation = generation
+        return int(len(missing)), int(len(extra))
+
+    def search(self, vector: npt.NDArray[np.float32], n: int) -> list[ScoredId]:
+        if len(self._index) == 0 or n <= 0:
+            return []
+        m = self._index.search(np.ascontiguousarray(vector, dtype=np.float32), min(n, len(self._index)))
+        # usearch's "ip" distance is 1 - dot product
+        return [ScoredId(int(k), float(1.0 - d)) for k, d in zip(m.keys, m.distances, strict=True)]
