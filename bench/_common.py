@@ -59,7 +59,7 @@ def load_squad() -> Squad:
 
 def squad_store(t: Tether, squad: Squad) -> SQLiteStore:
     """All 646 paragraphs, each a document keyed by its id, indexed with the settings of ``t``."""
-    path = CACHE / f"squad-{t.settings.config_hash}.db"
+    path = CACHE / f"squad-{t.settings.index_hash}.db"
     store = SQLiteStore.open(path, create=True)
     ing = Ingestor(store, t.embedder, t.settings.ingest, batch_size=t.settings.embedding.batch_size)
     for p in squad.paragraphs:

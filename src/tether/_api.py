@@ -101,9 +101,7 @@ class Tether:
                 detail={"chunks": [{"path": h.path, "section": h.section, "score": h.score} for h in hits]},
             ),
         ]
-        answer = self.answerer().answer(
-            question, hits, qvec, config_hash=self.settings.config_hash, trace=trace
-        )
+        answer = self.answerer().answer(question, hits, qvec, config_hash=self.settings.config_hash, trace=trace)
         answer.trace.append(TraceEvent(stage="total", ms=(time.perf_counter() - t0) * 1000))
         return answer
 

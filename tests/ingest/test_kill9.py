@@ -21,12 +21,14 @@ from tether.models import OnnxEmbedder, load_embedder
 from tether.store import SQLiteStore
 
 N_FILES = 40
-WORDS = (
+_WORD_TEXT = (
     "river mountain lantern copper harbor violet engine orchard signal marble canyon feather "
     "glacier meadow compass thunder saddle pepper window quartz falcon ribbon castle timber "
-    "meteor pillow anchor basket cinder dragon ember forest garnet hollow island jasmine kettle "
-    "ladder mirror nectar oyster parrot quiver rocket spruce tunnel umbrella velvet walnut yonder"
-).split()
+    "meteor pillow anchor basket cinder dragon ember forest garnet hollow island jasmine "
+    "kettle ladder mirror nectar oyster parrot quiver rocket spruce tunnel umbrella velvet "
+    "walnut yonder "
+)
+WORDS = _WORD_TEXT.split()
 
 CHILD = """
 import sys
@@ -42,9 +44,7 @@ print("done", summary.added, flush=True)
 
 def file_text(i: int) -> str:
     rng = random.Random(i)
-    sentences = [
-        " ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 14))).capitalize() + "." for _ in range(8)
-    ]
+    sentences = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 14))).capitalize() + "." for _ in range(8)]
     return f"Record {i}\n\n" + " ".join(sentences[:4]) + "\n\n" + " ".join(sentences[4:]) + "\n"
 
 
@@ -123,8 +123,8 @@ WAL_LATEST_BYTES = 2_200_000
 
 @pytest.mark.parametrize(
     ("trigger", "seed"),
-    [("delay", 1), ("wal", 1), ("wal", 5), ("wal", 2)],
-    ids=["early-random-delay", "wal-random-size-a", "wal-random-size-b", "wal-random-size-c"],
+    [("delay", 1), ("wal", 1), ("wal", 2)],
+    ids=["early-random-delay", "wal-random-size-a", "wal-random-size-b"],
 )
 def test_sigkill_during_ingest_leaves_a_consistent_index_that_resumes(
     tmp_path: Path, corpus: Path, embedder: OnnxEmbedder, trigger: str, seed: int

@@ -45,9 +45,7 @@ class _VectorCache:
                 self._d.popitem(last=False)
         for t in texts:
             self._d.move_to_end(t)
-        return (
-            np.stack([self._d[t] for t in texts]) if texts else np.zeros((0, self.embedder.dim), np.float32)
-        )
+        return np.stack([self._d[t] for t in texts]) if texts else np.zeros((0, self.embedder.dim), np.float32)
 
 
 class ExtractiveAnswerer:
@@ -57,9 +55,7 @@ class ExtractiveAnswerer:
     one is cited if its probability reaches the calibrated threshold, otherwise Tether abstains.
     """
 
-    def __init__(
-        self, store: SQLiteStore, embedder: Embedder, settings: AnswerSettings, model: SupportModel
-    ) -> None:
+    def __init__(self, store: SQLiteStore, embedder: Embedder, settings: AnswerSettings, model: SupportModel) -> None:
         self.store = store
         self.embedder = embedder
         self.settings = settings
@@ -85,9 +81,7 @@ class ExtractiveAnswerer:
             self._idf[w] = idf_value(df, n)
         return self._idf, idf_value(0, n)
 
-    def candidates(
-        self, question: str, hits: list[Hit], question_vector: npt.NDArray[np.float32]
-    ) -> list[Candidate]:
+    def candidates(self, question: str, hits: list[Hit], question_vector: npt.NDArray[np.float32]) -> list[Candidate]:
         """Every sentence of ``hits`` with its features and support probability, best first."""
         idf, max_idf = self._idfs(question)
         q = question_terms(question, idf, max_idf)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -41,10 +42,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JS
 
 
 def _emit_json(obj: Any) -> None:
-    if isinstance(obj, BaseModel):
-        text = obj.model_dump_json(indent=2)
-    else:
-        text = json.dumps(obj, indent=2, default=str)
+    text = obj.model_dump_json(indent=2) if isinstance(obj, BaseModel) else json.dumps(obj, indent=2, default=str)
     sys.stdout.write(text + "\n")
 
 
@@ -65,9 +63,7 @@ def _rel(path: str) -> str:
 def init(
     path: Annotated[Path, typer.Argument(help="where to write the config")] = Path(DEFAULT_CONFIG_NAME),
     force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False,
-    print_only: Annotated[
-        bool, typer.Option("--print", help="print the config instead of writing it")
-    ] = False,
+    print_only: Annotated[bool, typer.Option("--print", help="print the config instead of writing it")] = False,
 ) -> None:
     """Write a commented tether.yaml with every setting at its default."""
     text = default_yaml()
@@ -83,15 +79,15 @@ def init(
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="files and folders to ingest (folders recursively)")],
-    tag: Annotated[
-        list[str] | None, typer.Option("--tag", "-t", help="tag the documents (repeatable)")
-    ] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="tag the documents (repeatable)")] = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
-    """Parse, chunk, dedupe, embed and index documents. Re-running is incremental: unchanged files are
-    skipped by content hash, changed files replaced atomically, deleted files removed."""
+    """Parse, chunk, dedupe, embed and index documents (incremental).
+
+    Unchanged files are skipped by content hash, changed files replaced atomically, deleted files
+    removed. Files that cannot be read or parsed are skipped with a one-line reason."""
     t = Tether.open(config)
     show = not (quiet or as_json) and err.is_terminal
     with Progress(
@@ -220,16 +216,14 @@ def stats(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
 def eval_retrieval(
     beir: Annotated[Path, typer.Option("--beir", help="a BEIR folder: corpus.jsonl, queries.jsonl, qrels/")],
     split: Annotated[str, typer.Option(help="qrels split to score (tune on train, report test)")] = "test",
-    modes: Annotated[
-        str, typer.Option(help="comma-separated: lexical,dense,hybrid")
-    ] = "lexical,dense,hybrid",
+    modes: Annotated[str, typer.Option(help="comma-separated: lexical,dense,hybrid")] = "lexical,dense,hybrid",
     index: Annotated[
         Path | None, typer.Option(help="index file for the corpus (default: a cache under .tether/beir/)")
     ] = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """nDCG@10, recall@100 and MRR@10 of lexical, dense and hybrid retrieval on a BEIR data set.
+    """nDCG@10, recall@100 and MRR@10 of lexical, dense and hybrid retrieval (BEIR format).
 
     The corpus is indexed once with the ingest and embedding settings of tether.yaml and cached."""
     from tether.evals._runner import run_beir
@@ -280,8 +274,10 @@ def demo(
     ),
     as_json: JsonOpt = False,
 ) -> None:
-    """The quickstart: ingest Python's own reference manual (from pydoc_data, shipped with CPython),
-    answer a few questions with cited spans, and show one honest "not in the documents"."""
+    """The quickstart: ingest Python's reference manual, ask, and show an abstention.
+
+    The corpus is pydoc_data.topics, which ships with CPython. Tether answers a few questions with
+    cited spans and declines one that the manual cannot answer."""
     from tether._demo import DEMO_QUESTIONS, export_python_topics
 
     corpus = folder / "corpus"
@@ -318,28 +314,20 @@ def demo(
         out.print(f"[bold cyan]Q: {escape(a.question)}[/]")
         _print_answer(a)
     out.print()
-    out.print(f"Try your own: [bold]tether ask --config {folder}/tether.yaml \"your question\"[/] "
-              "(or `tether init` and `tether ingest` your own folder).")
+    out.print(
+        f'Try your own: [bold]tether ask --config {folder}/tether.yaml "your question"[/] '
+        "(or `tether init` and `tether ingest` your own folder)."
+    )
 
 
 def main() -> None:
     """Entry point: user errors print one clear line and exit 2, never a traceback."""
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # damaged PDFs are reported as skipped files
     try:
-        app(standalone_mode=False)
+        app()  # standalone mode: usage errors print help and exit 2
     except TetherError as e:
         err.print(f"[bold red]error:[/] {escape(str(e))}")
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as e:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
-            sys.exit(1)
-        raise

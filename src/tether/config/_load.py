@@ -33,7 +33,7 @@ ingest:
 embedding:
   model: minilm-int8            # packaged all-MiniLM-L6-v2 int8 ONNX, or a path to an .onnx file
   tokenizer: null               # tokenizer.json, needed when model is a path
-  batch_size: 64
+  batch_size: 16                # texts per model call; 64 needs ~2.7 GB, 16 ~0.9 GB, no faster
   max_length: 256
   threads: 0                    # 0 = all cores
 
@@ -44,6 +44,7 @@ retrieval:
   rrf_k: {rrf_k}
   alpha: {alpha}                # convex only: weight of the dense score
   title_weight: {title_weight}  # BM25 weight of the title column relative to the text
+  section_weight: {section_weight} # BM25 weight of the heading-path column
   top_k: 5                      # chunks handed to the answerer
   collapse_threshold: 0.8       # near-identical hits are collapsed into the best one
 
@@ -58,7 +59,9 @@ answer:
 def default_yaml() -> str:
     """The commented tether.yaml that ``tether init`` writes (values are the defaults)."""
     r = Settings().retrieval
-    return _TEMPLATE.format(fusion=r.fusion, rrf_k=r.rrf_k, alpha=r.alpha, title_weight=r.title_weight)
+    return _TEMPLATE.format(
+        fusion=r.fusion, rrf_k=r.rrf_k, alpha=r.alpha, title_weight=r.title_weight, section_weight=r.section_weight
+    )
 
 
 def _format_validation(path: Path, err: ValidationError) -> str:

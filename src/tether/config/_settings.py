@@ -17,9 +17,7 @@ class IndexSettings(_Strict):
 
 
 class ChunkSettings(_Strict):
-    max_tokens: int = Field(
-        200, ge=16, le=2048, description="token budget of one chunk (word-piece estimate)"
-    )
+    max_tokens: int = Field(200, ge=16, le=2048, description="token budget of one chunk (word-piece estimate)")
     overlap_tokens: int = Field(32, ge=0, le=512, description="tokens repeated from the previous chunk")
 
 
@@ -30,9 +28,7 @@ class DedupeSettings(_Strict):
 
 
 class IngestSettings(_Strict):
-    extensions: list[str] = Field(
-        default_factory=lambda: [".md", ".markdown", ".txt", ".rst", ".html", ".htm", ".pdf"]
-    )
+    extensions: list[str] = Field(default_factory=lambda: [".md", ".markdown", ".txt", ".rst", ".html", ".htm", ".pdf"])
     max_file_mb: float = Field(50.0, gt=0, description="larger files are skipped with a reason")
     chunk: ChunkSettings = ChunkSettings()
     dedupe: DedupeSettings = DedupeSettings()
@@ -41,7 +37,7 @@ class IngestSettings(_Strict):
 class EmbeddingSettings(_Strict):
     model: str = Field("minilm-int8", description="'minilm-int8' (packaged) or a path to an ONNX file")
     tokenizer: str | None = Field(None, description="tokenizer.json for a model given by path")
-    batch_size: int = Field(64, ge=1, le=1024)
+    batch_size: int = Field(16, ge=1, le=1024, description="texts per ONNX call (memory grows with it)")
     max_length: int = Field(256, ge=8, le=8192)
     threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 = all cores")
 
@@ -53,6 +49,7 @@ class RetrievalSettings(_Strict):
     rrf_k: float = Field(60.0, gt=0)
     alpha: float = Field(0.5, ge=0.0, le=1.0, description="convex fusion: weight of the dense score")
     title_weight: float = Field(1.0, ge=0.0, description="BM25 weight of the title column (text = 1.0)")
+    section_weight: float = Field(0.5, ge=0.0, description="BM25 weight of the heading-path column")
     top_k: int = Field(5, ge=1, le=100, description="chunks passed to the answerer")
     collapse_threshold: float = Field(
         0.8, gt=0.0, le=1.0, description="hits whose word sets overlap this much are collapsed into one"
@@ -94,6 +91,13 @@ class Settings(_Strict):
     def index_path(self) -> Path:
         p = Path(self.index.path).expanduser()
         return p if p.is_absolute() else self._root / p
+
+    @property
+    def index_hash(self) -> str:
+        """sha256 (first 12 hex) of the settings that decide what an index holds (not how fast it is built)."""
+        emb = self.embedding.model_dump(mode="json", include={"model", "tokenizer", "max_length"})
+        blob = json.dumps({"ingest": self.ingest.model_dump(mode="json"), "embedding": emb}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     @property
     def config_hash(self) -> str:

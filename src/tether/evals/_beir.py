@@ -37,9 +37,7 @@ def load_beir(root: str | Path, split: str = "test") -> BeirData:
     r = Path(root)
     for name in ("corpus.jsonl", "queries.jsonl", f"qrels/{split}.tsv"):
         if not (r / name).is_file():
-            raise DataError(
-                f"{r / name} is missing; a BEIR folder has corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv"
-            )
+            raise DataError(f"{r / name} is missing; a BEIR folder has corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv")
     data = BeirData(root=r, split=split)
     with (r / "qrels" / f"{split}.tsv").open(encoding="utf-8") as f:
         reader = csv.reader(f, delimiter="\t")

@@ -23,8 +23,7 @@ def beir_index_path(t: Tether, root: Path) -> Path:
     key = json.dumps(
         {
             "corpus": [str(corpus.resolve()), st.st_size, st.st_mtime_ns],
-            "ingest": t.settings.ingest.model_dump(mode="json"),
-            "embedding": t.settings.embedding.model_dump(mode="json"),
+            "index": t.settings.index_hash,
         },
         sort_keys=True,
     )
@@ -32,9 +31,7 @@ def beir_index_path(t: Tether, root: Path) -> Path:
     return t.settings.root / ".tether" / "beir" / f"{root.resolve().name}-{digest}.db"
 
 
-def build_beir_index(
-    t: Tether, root: Path, index: Path, progress: StageProgress | None = None
-) -> SQLiteStore:
+def build_beir_index(t: Tether, root: Path, index: Path, progress: StageProgress | None = None) -> SQLiteStore:
     """Index a BEIR corpus (incremental: an interrupted build resumes where it stopped)."""
     store = SQLiteStore.open(index, create=True)
     ing = Ingestor(store, t.embedder, t.settings.ingest, batch_size=t.settings.embedding.batch_size)

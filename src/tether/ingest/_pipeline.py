@@ -74,9 +74,7 @@ class Ingestor:
     and written one by one, so a crash loses at most the batch in flight, never a stored document.
     """
 
-    def __init__(
-        self, store: SQLiteStore, embedder: Embedder, settings: IngestSettings, *, batch_size: int = 64
-    ):
+    def __init__(self, store: SQLiteStore, embedder: Embedder, settings: IngestSettings, *, batch_size: int = 64):
         self.store = store
         self.embedder = embedder
         self.settings = settings
@@ -129,18 +127,14 @@ class Ingestor:
                 self.summary.unchanged += 1
                 return
             parsed = parse_file(path, data)
-            chunks = chunk_document(
-                parsed, self.settings.chunk.max_tokens, self.settings.chunk.overlap_tokens
-            )
+            chunks = chunk_document(parsed, self.settings.chunk.max_tokens, self.settings.chunk.overlap_tokens)
         except IngestError as e:
             self._skip(path, str(e))
             return
         finally:
             self.summary.parse_seconds += time.perf_counter() - t0
         st = path.stat()
-        self._queue(
-            key, parsed, chunks, digest, len(data), datetime.fromtimestamp(st.st_mtime, UTC), existing, tags
-        )
+        self._queue(key, parsed, chunks, digest, len(data), datetime.fromtimestamp(st.st_mtime, UTC), existing, tags)
 
     def add_record(
         self, key: str, title: str, text: str, *, mtime: datetime | None = None, tags: list[str] | None = None
@@ -155,9 +149,7 @@ class Ingestor:
         t0 = time.perf_counter()
         try:
             parsed = parse_file(Path("record.txt"), data).model_copy(update={"title": title or key})
-            chunks = chunk_document(
-                parsed, self.settings.chunk.max_tokens, self.settings.chunk.overlap_tokens
-            )
+            chunks = chunk_document(parsed, self.settings.chunk.max_tokens, self.settings.chunk.overlap_tokens)
         except IngestError as e:
             self._skip(Path(key), str(e))
             return

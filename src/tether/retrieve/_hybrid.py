@@ -48,7 +48,9 @@ class Retriever:
         t0 = time.perf_counter()
         if mode in ("hybrid", "lexical"):
             terms = content_words(query) or words(query)
-            lexical = self.store.lexical_search(terms, s.lexical_top_n, filters, title_weight=s.title_weight)
+            lexical = self.store.lexical_search(
+                terms, s.lexical_top_n, filters, title_weight=s.title_weight, section_weight=s.section_weight
+            )
         t1 = time.perf_counter()
         if mode in ("hybrid", "dense"):
             vec = self.embed_query(query) if query_vector is None else query_vector

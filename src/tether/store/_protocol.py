@@ -56,9 +56,7 @@ class Store(Protocol):
         self, band_keys: list[bytes], signature: npt.NDArray[np.uint64], threshold: float, exclude_path: str
     ) -> list[int]: ...
 
-    def lexical_search(
-        self, terms: list[str], n: int, filters: SearchFilters | None = None
-    ) -> list[ScoredId]: ...
+    def lexical_search(self, terms: list[str], n: int, filters: SearchFilters | None = None) -> list[ScoredId]: ...
 
     def dense_search(
         self, vector: npt.NDArray[np.float32], n: int, filters: SearchFilters | None = None

@@ -106,9 +106,7 @@ class SQLiteStore:
             conn.execute("PRAGMA foreign_keys=ON")
             conn.executescript(_SCHEMA)
         except sqlite3.DatabaseError as e:
-            raise IndexMismatchError(
-                f"{p} is not a Tether index ({e}); move it away or set index.path"
-            ) from None
+            raise IndexMismatchError(f"{p} is not a Tether index ({e}); move it away or set index.path") from None
         store = cls(conn, p, ann_threshold=ann_threshold)
         version = store._meta("schema_version")
         if version is None:
@@ -201,9 +199,7 @@ class SQLiteStore:
                     ),
                 )
                 chunk_id = int(cur.lastrowid or 0)
-                c.executemany(
-                    "INSERT INTO lsh(band, chunk_id) VALUES (?, ?)", [(k, chunk_id) for k in ch.band_keys]
-                )
+                c.executemany("INSERT INTO lsh(band, chunk_id) VALUES (?, ?)", [(k, chunk_id) for k in ch.band_keys])
             c.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'")
             self._set_meta("last_ingest", str(datetime.now(UTC).timestamp()))
             c.execute("COMMIT")
@@ -308,9 +304,7 @@ class SQLiteStore:
         """chunk id -> document path, for every chunk (evaluation maps chunks back to documents)."""
         return {
             int(r[0]): str(r[1])
-            for r in self._conn.execute(
-                "SELECT c.id, d.path FROM chunks c JOIN documents d ON d.id = c.doc_id"
-            )
+            for r in self._conn.execute("SELECT c.id, d.path FROM chunks c JOIN documents d ON d.id = c.doc_id")
         }
 
     @property
@@ -412,8 +406,7 @@ class SQLiteStore:
 
     def document(self, doc_id: int) -> DocumentMeta | None:
         r = self._conn.execute(
-            "SELECT id, path, title, mtime, content_hash, size, tags, n_chunks, n_duplicates"
-            " FROM documents WHERE id=?",
+            "SELECT id, path, title, mtime, content_hash, size, tags, n_chunks, n_duplicates FROM documents WHERE id=?",
             (doc_id,),
         ).fetchone()
         if r is None:
@@ -468,14 +461,11 @@ class SQLiteStore:
         except sqlite3.DatabaseError as e:
             problems.append(f"fts integrity: {e}")
         for path, declared, actual in c.execute(
-            "SELECT d.path, d.n_chunks, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id = d.id)"
-            " FROM documents d"
+            "SELECT d.path, d.n_chunks, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id = d.id) FROM documents d"
         ):
             if declared != actual:
                 problems.append(f"{path}: {actual} chunks stored, {declared} declared")
-        orphans = c.execute(
-            "SELECT COUNT(*) FROM chunks WHERE doc_id NOT IN (SELECT id FROM documents)"
-        ).fetchone()
+        orphans = c.execute("SELECT COUNT(*) FROM chunks WHERE doc_id NOT IN (SELECT id FROM documents)").fetchone()
         if orphans[0]:
             problems.append(f"{orphans[0]} chunks without a document")
         return problems

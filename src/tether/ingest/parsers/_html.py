@@ -54,9 +54,7 @@ def parse_html(text: str, path: Path) -> ParsedDocument:
         builder.flush()
     title_node = tree.css_first("title")
     title = _collapse(title_node.text()) if title_node is not None else ""
-    return ParsedDocument(
-        text=builder.text(), title=title or builder.first_h1 or path.stem, blocks=builder.blocks
-    )
+    return ParsedDocument(text=builder.text(), title=title or builder.first_h1 or path.stem, blocks=builder.blocks)
 
 
 def _collapse(text: str) -> str:
@@ -170,9 +168,7 @@ class _Builder:
 
 def _cells(row: LexborNode) -> list[str]:
     """The collapsed, pipe-escaped texts of a row's cells."""
-    return [
-        _collapse(_inline_text(cell)).replace("|", "\\|") for cell in row.iter() if cell.tag in ("td", "th")
-    ]
+    return [_collapse(_inline_text(cell)).replace("|", "\\|") for cell in row.iter() if cell.tag in ("td", "th")]
 
 
 def _row_line(cells: list[str]) -> str:

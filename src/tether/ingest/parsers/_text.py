@@ -80,11 +80,7 @@ class _Parser:
                 i += consumed
                 boundary = True
                 continue
-            if (
-                boundary
-                and line.indent >= _CODE_INDENT
-                and self._last_kind() in ("paragraph", "list", "code")
-            ):
+            if boundary and line.indent >= _CODE_INDENT and self._last_kind() in ("paragraph", "list", "code"):
                 i = self._code(i)
             else:
                 i = self._paragraph(i)
