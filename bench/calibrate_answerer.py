@@ -1,17 +1,24 @@
-"""Train and calibrate the extractive answerer's support model on SQuAD 2.0 (half of dev).
+"""Train and calibrate the extractive answerer's support models on SQuAD 2.0 (half of dev).
 
 Split (fixed): questions on the first half of the paragraphs (file order) are the calibration split;
-the rest is the measured split. The logistic regression and the abstention threshold are fitted on
-the calibration split only; every figure printed under "measured" comes from the other half.
+the rest is the measured split. Both logistic models and the abstention threshold are fitted on the
+calibration split only; every figure printed under "measured" comes from the other half.
 
-    python bench/calibrate_answerer.py            # trains, writes src/tether/data/support_model.json
+Stage 1 (sentence): does this sentence contain a gold answer?  -> picks the sentence to cite.
+Stage 2 (answer): is the best sentence a correct answer?        -> support; abstain below the threshold.
+The threshold maximises balanced accuracy on calibration: (answerable cited correctly + unanswerable
+abstained) / 2.
+
+    python bench/calibrate_answerer.py            # writes src/tether/data/support_model.json
     python bench/calibrate_answerer.py --json     # the same, figures as JSON on stdout
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -20,12 +27,14 @@ import numpy as np
 from rich.progress import track
 from sklearn.linear_model import LogisticRegression
 
-from _common import ROOT, SquadQuestion, load_squad, squad_store
+from _common import CACHE, ROOT, SquadQuestion, load_squad, squad_store
 from tether import Tether
-from tether.answer import FEATURES, ExtractiveAnswerer, SupportModel
+from tether.answer import ANSWER_FEATURES, FEATURES, ExtractiveAnswerer, Logistic, SupportModel
+from tether.answer._features import answer_features
 from tether.retrieve import Retriever
 
 MODEL_OUT = ROOT / "src" / "tether" / "data" / "support_model.json"
+Cands = list[tuple[list[float], bool]]
 
 
 def contains_answer(text: str, answers: list[str]) -> bool:
@@ -33,38 +42,77 @@ def contains_answer(text: str, answers: list[str]) -> bool:
     return any(" ".join(a.lower().split()) in t for a in answers if a.strip())
 
 
-def collect(t: Tether, questions: list[SquadQuestion], label: str) -> list[list[tuple[list[float], bool]]]:
-    """For each question, its candidate sentences' features and whether each contains a gold answer."""
-    store = squad_store(t, load_squad())
-    retriever = Retriever(store, t.embedder, t.settings.retrieval)
-    dummy = SupportModel(
+def _placeholder() -> SupportModel:
+    zero = Logistic(
         features=list(FEATURES),
         mean=[0.0] * len(FEATURES),
         scale=[1.0] * len(FEATURES),
         coef=[0.0] * len(FEATURES),
         intercept=0.0,
-        threshold=0.5,
     )
-    answerer = ExtractiveAnswerer(store, t.embedder, t.settings.answer, dummy)
+    ans = Logistic(
+        features=list(ANSWER_FEATURES),
+        mean=[0.0] * len(ANSWER_FEATURES),
+        scale=[1.0] * len(ANSWER_FEATURES),
+        coef=[0.0] * len(ANSWER_FEATURES),
+        intercept=0.0,
+    )
+    return SupportModel(sentence=zero, answer=ans, threshold=0.5)
+
+
+def collect(t: Tether, questions: list[SquadQuestion]) -> list[Cands]:
+    """Per question: candidate sentences' features and whether each contains a gold answer (cached)."""
+    key = hashlib.sha256(
+        json.dumps(
+            [t.settings.index_hash, t.settings.retrieval.model_dump(mode="json"), FEATURES, [q.id for q in questions]]
+        ).encode()
+    ).hexdigest()[:16]
+    cache = CACHE / f"squad-features-{key}.pkl"
+    if cache.exists():
+        with cache.open("rb") as f:
+            cached: list[Cands] = pickle.load(f)
+            return cached
+    store = squad_store(t, load_squad())
+    retriever = Retriever(store, t.embedder, t.settings.retrieval)
+    answerer = ExtractiveAnswerer(store, t.embedder, t.settings.answer, _placeholder())
     qvecs = t.embedder.embed([q.question for q in questions])
     out = []
-    for i, q in enumerate(track(questions, description=f"features ({label})", transient=True)):
+    for i, q in enumerate(track(questions, description="features", transient=True)):
         hits = retriever.search(q.question)
         cands = answerer.candidates(q.question, hits, qvecs[i])
         out.append([(c.features, (not q.is_impossible) and contains_answer(c.text, q.answers)) for c in cands])
+    store.close()
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with cache.open("wb") as f:
+        pickle.dump(out, f)
     return out
 
 
-def decide(model: SupportModel, per_q: list[list[tuple[list[float], bool]]]) -> list[tuple[float, bool]]:
-    """(best probability, whether the best sentence holds a gold answer) per question."""
+def fit(X: np.ndarray, y: np.ndarray, names: tuple[str, ...]) -> Logistic:
+    mean, scale = X.mean(axis=0), X.std(axis=0)
+    scale[scale == 0] = 1.0
+    lr = LogisticRegression(C=1.0, max_iter=5000, class_weight="balanced")
+    lr.fit((X - mean) / scale, y)
+    return Logistic(
+        features=list(names),
+        mean=mean.tolist(),
+        scale=scale.tolist(),
+        coef=lr.coef_[0].tolist(),
+        intercept=float(lr.intercept_[0]),
+    )
+
+
+def decide(model: SupportModel, per_q: list[Cands]) -> list[tuple[float, bool]]:
+    """(support, whether the cited best sentence holds a gold answer) per question."""
     res = []
     for cands in per_q:
         if not cands:
             res.append((0.0, False))
             continue
-        ps = [model.probability(x) for x, _ in cands]
-        i = int(np.argmax(ps))
-        res.append((ps[i], cands[i][1]))
+        ps = [model.sentence.probability(x) for x, _ in cands]
+        order = sorted(range(len(cands)), key=lambda i: -ps[i])
+        x = answer_features([ps[i] for i in order], [cands[i][0] for i in order])
+        res.append((model.answer.probability(x), cands[order[0]][1]))
     return res
 
 
@@ -72,14 +120,12 @@ def rates(decisions: list[tuple[float, bool]], qs: list[SquadQuestion], th: floa
     ans = [(p, ok) for (p, ok), q in zip(decisions, qs, strict=True) if not q.is_impossible]
     una = [p for (p, _), q in zip(decisions, qs, strict=True) if q.is_impossible]
     ans_ok = sum(1 for p, ok in ans if p >= th and ok) / max(len(ans), 1)
-    ans_top1 = sum(1 for _, ok in ans if ok) / max(len(ans), 1)
-    ans_answered = sum(1 for p, _ in ans if p >= th) / max(len(ans), 1)
     una_abstain = sum(1 for p in una if p < th) / max(len(una), 1)
     correct = sum(1 for p, ok in ans if p >= th and ok) + sum(1 for p in una if p < th)
     return {
         "answerable_cited_correct": ans_ok,
-        "answerable_answered": ans_answered,
-        "answerable_top1_contains_answer_no_abstention": ans_top1,
+        "answerable_answered": sum(1 for p, _ in ans if p >= th) / max(len(ans), 1),
+        "answerable_top1_contains_answer_no_abstention": sum(1 for _, ok in ans if ok) / max(len(ans), 1),
         "unanswerable_abstained": una_abstain,
         "balanced": (ans_ok + una_abstain) / 2,
         "mixture_accuracy": correct / max(len(qs), 1),
@@ -96,64 +142,75 @@ def main() -> None:
     args = ap.parse_args()
 
     t0 = time.time()
-    t = Tether.open(ROOT / "bench" / "tether.bench.yaml" if (ROOT / "bench" / "tether.bench.yaml").exists() else None)
+    t = Tether.open(None)
     squad = load_squad()
     cal_q, mea_q = squad.split("calibration"), squad.split("measure")
     if args.limit:
         cal_q, mea_q = cal_q[: args.limit], mea_q[: args.limit]
-    cal = collect(t, cal_q, "calibration")
-    mea = collect(t, mea_q, "measure")
+    cal = collect(t, cal_q)
+    mea = collect(t, mea_q)
 
+    # Stage 1 on calibration sentences.
     X = np.array([x for cands in cal for x, _ in cands], dtype=np.float64)
     y = np.array([lab for cands in cal for _, lab in cands], dtype=np.int64)
-    mean, scale = X.mean(axis=0), X.std(axis=0)
-    scale[scale == 0] = 1.0
-    lr = LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced")
-    lr.fit((X - mean) / scale, y)
-    model = SupportModel(
-        features=list(FEATURES),
-        mean=mean.tolist(),
-        scale=scale.tolist(),
-        coef=lr.coef_[0].tolist(),
-        intercept=float(lr.intercept_[0]),
-        threshold=0.5,
-        trained_on="SQuAD 2.0 dev half, calibration split (questions on paragraphs 1-323)",
-    )
-    # Threshold: maximise balanced accuracy (answerable cited correctly vs unanswerable abstained) on calibration.
+    model = _placeholder()
+    model.sentence = fit(X, y, FEATURES)
+    # Stage 2 on calibration questions: label = answerable and the best sentence holds a gold answer.
+    rows, labels = [], []
+    for cands in cal:
+        if not cands:
+            continue
+        ps = [model.sentence.probability(x) for x, _ in cands]
+        order = sorted(range(len(cands)), key=lambda i: -ps[i])
+        rows.append(answer_features([ps[i] for i in order], [cands[i][0] for i in order]))
+        labels.append(cands[order[0]][1])
+    model.answer = fit(np.array(rows), np.array(labels, dtype=np.int64), ANSWER_FEATURES)
+    model.trained_on = "SQuAD 2.0 dev half, calibration split (questions on paragraphs 1-323 in file order)"
+
     cal_dec = decide(model, cal)
     grid = sorted({round(p, 3) for p, _ in cal_dec} | {0.0, 1.0})
     best = max(grid, key=lambda th: rates(cal_dec, cal_q, th)["balanced"])
     model.threshold = float(best)
     mea_dec = decide(model, mea)
     measured = rates(mea_dec, mea_q, best)
-    calibrated = rates(cal_dec, cal_q, best)
     model.metrics = {k: round(float(v), 4) for k, v in measured.items()}
     model.save(args.out)
+    curve = {f"{th:.2f}": rates(mea_dec, mea_q, th) for th in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)}
     report = {
         "split_calibration_questions": len(cal_q),
         "split_measured_questions": len(mea_q),
         "threshold": best,
-        "coefficients": dict(zip(FEATURES, [round(c, 3) for c in model.coef], strict=True)),
-        "calibration": calibrated,
+        "sentence_coefficients": dict(zip(FEATURES, [round(c, 3) for c in model.sentence.coef], strict=True)),
+        "answer_coefficients": dict(zip(ANSWER_FEATURES, [round(c, 3) for c in model.answer.coef], strict=True)),
+        "calibration": rates(cal_dec, cal_q, best),
         "measured": measured,
+        "measured_operating_curve_for_information": curve,
         "seconds": round(time.time() - t0, 1),
         "written": str(args.out),
     }
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         print()
-    else:
-        print(f"threshold {best:.3f} (chosen on calibration: {len(cal_q)} questions)")
-        for name in ("calibration", "measured"):
-            r = report[name]
-            print(
-                f"{name:12s} answerable cited-correct {r['answerable_cited_correct']:.3f} "
-                f"(top-1 contains answer, no abstention: {r['answerable_top1_contains_answer_no_abstention']:.3f}) | "
-                f"unanswerable abstained {r['unanswerable_abstained']:.3f} | balanced {r['balanced']:.3f} | "
-                f"mixture accuracy {r['mixture_accuracy']:.3f}"
-            )
-        print("coefficients:", report["coefficients"])
-        print(f"wrote {args.out} in {report['seconds']}s")
+        return
+    print(f"threshold {best:.3f} (chosen on calibration: {len(cal_q)} questions)")
+    for name in ("calibration", "measured"):
+        r = report[name]
+        assert isinstance(r, dict)
+        print(
+            f"{name:12s} answerable cited-correct {r['answerable_cited_correct']:.3f} "
+            f"(top-1 holds answer, no abstention: {r['answerable_top1_contains_answer_no_abstention']:.3f}) | "
+            f"unanswerable abstained {r['unanswerable_abstained']:.3f} | balanced {r['balanced']:.3f} | "
+            f"mixture accuracy {r['mixture_accuracy']:.3f}"
+        )
+    print("measured operating curve (information only; the threshold was chosen on calibration):")
+    for th, r in curve.items():
+        print(
+            f"  t={th} answerable cited-correct {r['answerable_cited_correct']:.3f}  "
+            f"unanswerable abstained {r['unanswerable_abstained']:.3f}  mixture {r['mixture_accuracy']:.3f}"
+        )
+    print("sentence model:", report["sentence_coefficients"])
+    print("answer model:", report["answer_coefficients"])
+    print(f"wrote {args.out} in {report['seconds']}s")
 
 
 if __name__ == "__main__":

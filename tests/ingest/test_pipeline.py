@@ -386,11 +386,6 @@ def test_tags_given_at_ingest_filter_search(tmp_path: Path, store: SQLiteStore, 
     assert doc is not None and doc.tags in (["work"], ["home", "personal"])
 
 
-@pytest.mark.xfail(
-    reason="BUG: a chunk dropped as a near-duplicate is lost for good when the document holding the kept copy "
-    "is deleted or edited; the duplicate's own file is 'unchanged' by hash and never re-processed",
-    strict=True,
-)
 def test_deleting_the_kept_copy_of_a_duplicate_does_not_lose_the_text(
     tmp_path: Path, store: SQLiteStore, ingest
 ) -> None:
@@ -408,11 +403,6 @@ def test_deleting_the_kept_copy_of_a_duplicate_does_not_lose_the_text(
     assert found(store, "receipt") == {str((docs / "b.md").resolve())}
 
 
-@pytest.mark.xfail(
-    reason="BUG: tags given when re-ingesting unchanged files are silently ignored (the content hash matches, "
-    "so Ingestor.add_file returns before the tags are stored)",
-    strict=True,
-)
 def test_tags_given_when_reingesting_unchanged_files_are_applied(tmp_path: Path, store: SQLiteStore, ingest) -> None:
     docs = write_corpus(tmp_path / "docs")
     ingest(docs)

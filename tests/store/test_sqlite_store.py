@@ -217,11 +217,6 @@ def chunk_texts_of(store: SQLiteStore, path: str) -> list[str]:
     return [hits[i].text for i in sorted(hits)]
 
 
-@pytest.mark.xfail(
-    reason="BUG: sections are stored joined by ' > ' and split on it again, so a heading containing ' > ' "
-    "comes back as two headings (store/_sqlite.py _section_text / hits())",
-    strict=True,
-)
 def test_a_heading_containing_the_separator_round_trips(store: SQLiteStore) -> None:
     doc = make_doc("/d/a.md", ["text under a tricky heading"])
     doc.chunks[0].section = ["Guide", "Use a > b comparisons"]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from tether.answer._features import features, idf_value, question_terms
+from tether.answer._features import answer_features, features, idf_value, question_terms
 from tether.answer._model import SupportModel
 from tether.config import AnswerSettings
 from tether.contracts import Answer, Citation, Hit, TraceEvent
@@ -100,9 +100,14 @@ class ExtractiveAnswerer:
         for i, (rank, hit, s, e) in enumerate(spans):
             text = hit.text[s:e]
             x = features(q, text, hit.text, float(cos_s[i]), float(cos_p[rank]), rank)
-            out.append(Candidate(hit, hit.start + s, hit.start + e, text, x, self.model.probability(x)))
+            out.append(Candidate(hit, hit.start + s, hit.start + e, text, x, self.model.sentence.probability(x)))
         out.sort(key=lambda c: -c.probability)
         return out
+
+    def support(self, cands: list[Candidate]) -> float:
+        """Probability that citing the best candidate answers the question correctly."""
+        x = answer_features([c.probability for c in cands], [c.features for c in cands])
+        return self.model.answer.probability(x)
 
     def answer(
         self,
@@ -117,13 +122,13 @@ class ExtractiveAnswerer:
         trace = list(trace or [])
         th = self.threshold
         cands = self.candidates(question, hits, question_vector)
-        best = cands[0].probability if cands else 0.0
+        best = self.support(cands) if cands else 0.0
         trace.append(
             TraceEvent(
                 stage="extractive",
                 detail={
                     "candidates": len(cands),
-                    "best_probability": round(best, 4),
+                    "support": round(best, 4),
                     "threshold": th,
                     "top": [
                         {"path": c.hit.path, "start": c.start, "end": c.end, "p": round(c.probability, 4)}
@@ -153,7 +158,7 @@ class ExtractiveAnswerer:
         for c in cands[1:]:
             if len(chosen) >= self.settings.max_sentences:
                 break
-            if c.probability >= max(th, 0.8 * best) and all(
+            if c.probability >= max(0.5, 0.8 * cands[0].probability) and all(
                 c.hit.doc_id != o.hit.doc_id or c.end <= o.start or c.start >= o.end for o in chosen
             ):
                 chosen.append(c)

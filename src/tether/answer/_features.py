@@ -137,3 +137,43 @@ def features(
 def idf_value(df: int, n: int) -> float:
     """BM25-style IDF, floored at a small positive value."""
     return max(math.log((n - df + 0.5) / (df + 0.5) + 1.0), 0.01)
+
+
+ANSWER_FEATURES = (
+    "best_probability",
+    "second_probability",
+    "best_cos_sentence",
+    "best_coverage_sentence",
+    "best_missing_max_idf",
+    "min_missing_max_idf",
+    "max_coverage_passage",
+    "best_type_match",
+    "best_number_mismatch",
+    "max_cos_passage",
+    "share_likely",
+)
+
+
+def answer_features(probabilities: list[float], feats: list[list[float]]) -> list[float]:
+    """Question-level features (order of :data:`ANSWER_FEATURES`) from candidates sorted best first.
+
+    They describe the evidence as a whole: how strong the best sentence is and how clearly it stands
+    out, and whether any retrieved passage mentions every rare word of the question.
+    """
+    if not probabilities:
+        return [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    idx = {name: i for i, name in enumerate(FEATURES)}
+    best = feats[0]
+    return [
+        probabilities[0],
+        probabilities[1] if len(probabilities) > 1 else 0.0,
+        best[idx["cos_sentence"]],
+        best[idx["coverage_sentence"]],
+        best[idx["missing_max_idf"]],
+        min(f[idx["missing_max_idf"]] for f in feats),
+        max(f[idx["coverage_passage"]] for f in feats),
+        best[idx["type_match"]],
+        best[idx["number_mismatch"]],
+        max(f[idx["cos_passage"]] for f in feats),
+        sum(1 for p in probabilities if p >= 0.5) / len(probabilities),
+    ]

@@ -12,27 +12,36 @@ from tether.errors import ModelError
 DEFAULT_MODEL_FILE = "support_model.json"
 
 
-class SupportModel(BaseModel):
-    """Logistic regression over answer features, trained and calibrated by bench/calibrate_answerer.py.
-
-    ``threshold`` is the support probability below which the answerer abstains; it was chosen on the
-    calibration split only (see ``trained_on``), and ``metrics`` are on the held-out split.
-    """
+class Logistic(BaseModel):
+    """A standardised logistic regression: p = sigmoid(intercept + coef . (x - mean) / scale)."""
 
     features: list[str]
     mean: list[float]
     scale: list[float]
     coef: list[float]
     intercept: float
-    threshold: float
-    trained_on: str = ""
-    metrics: dict[str, float] = Field(default_factory=dict)
 
     def probability(self, x: list[float]) -> float:
         z = self.intercept
         for v, m, s, c in zip(x, self.mean, self.scale, self.coef, strict=True):
             z += c * (v - m) / (s or 1.0)
         return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
+
+
+class SupportModel(BaseModel):
+    """The extractive answerer's two small models, trained by bench/calibrate_answerer.py.
+
+    ``sentence`` scores how likely one sentence answers the question (it picks what to cite);
+    ``answer`` scores, from the evidence as a whole, how likely the best sentence is a correct answer.
+    ``threshold`` on that score is where Tether abstains. All were fitted on the calibration split
+    only (see ``trained_on``); ``metrics`` are on the held-out split.
+    """
+
+    sentence: Logistic
+    answer: Logistic
+    threshold: float
+    trained_on: str = ""
+    metrics: dict[str, float] = Field(default_factory=dict)
 
     def save(self, path: Path) -> None:
         path.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 
 class _Strict(BaseModel):
@@ -30,6 +30,12 @@ class DedupeSettings(_Strict):
 class IngestSettings(_Strict):
     extensions: list[str] = Field(default_factory=lambda: [".md", ".markdown", ".txt", ".rst", ".html", ".htm", ".pdf"])
     max_file_mb: float = Field(50.0, gt=0, description="larger files are skipped with a reason")
+
+    @field_validator("extensions")
+    @classmethod
+    def _normalise_extensions(cls, v: list[str]) -> list[str]:
+        return ["." + e.strip().lower().lstrip(".") for e in v if e.strip()]
+
     chunk: ChunkSettings = ChunkSettings()
     dedupe: DedupeSettings = DedupeSettings()
 

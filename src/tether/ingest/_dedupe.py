@@ -7,7 +7,6 @@ from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
-from datasketch import MinHash
 
 from tether.text import words
 
@@ -20,6 +19,8 @@ _GRID = 501  # integration points for the LSH error integrals
 @lru_cache(maxsize=8)
 def _permutations(num_perm: int) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
     """The hash permutations of a seeded MinHash (cached: creating them is the slow part)."""
+    from datasketch import MinHash  # imported here: it pulls in scipy, which CLI start-up does not need
+
     perms = MinHash(num_perm=num_perm, seed=_SEED, scheme=_SCHEME).permutations
     return perms[0], perms[1]
 
@@ -45,6 +46,8 @@ def signature(text: str, num_perm: int) -> npt.NDArray[np.uint64]:
     Returns:
         ``num_perm`` uint64 hash values.
     """
+    from datasketch import MinHash
+
     minhash = MinHash(num_perm=num_perm, seed=_SEED, scheme=_SCHEME, permutations=_permutations(num_perm))
     shingles = _shingles(text)
     if shingles:

@@ -51,6 +51,10 @@ def discover(paths: Iterable[Path]) -> Iterator[tuple[Path, str | None]]:
                     yield Path(dirpath) / name, None
 
 
+_Ref = int | tuple[str, int]
+"""A kept chunk: its stored id, or (path, ord) while its document is still queued."""
+
+
 @dataclass
 class _Pending:
     path: str
@@ -62,7 +66,7 @@ class _Pending:
     chunks: list[Chunk]
     signatures: list[npt.NDArray[np.uint64]]
     bands: list[list[bytes]]
-    n_duplicates: int
+    duplicates: list[_Ref]
     existed: bool
     tags: list[str] = field(default_factory=list)
 
@@ -82,7 +86,7 @@ class Ingestor:
         d = settings.dedupe
         self._bands, self._rows = lsh_params(d.threshold, d.num_perm)
         self._pending: list[_Pending] = []
-        self._pending_bands: dict[bytes, list[npt.NDArray[np.uint64]]] = {}
+        self._pending_bands: dict[bytes, list[tuple[npt.NDArray[np.uint64], str, int]]] = {}
         self.summary = IngestSummary()
 
     # -- one file --------------------------------------------------------------
@@ -103,13 +107,15 @@ class Ingestor:
         except OSError as e:
             raise IngestError(f"unreadable: {e.strerror or e}") from None
 
-    def _is_duplicate(self, sig: npt.NDArray[np.uint64], keys: list[bytes], path: str) -> bool:
+    def _duplicate_of(self, sig: npt.NDArray[np.uint64], keys: list[bytes], path: str) -> _Ref | None:
+        """The chunk (stored id, or queued (path, ord)) that this signature nearly duplicates, if any."""
         th = self.settings.dedupe.threshold
         for k in keys:
-            for other in self._pending_bands.get(k, ()):
+            for other, opath, oord in self._pending_bands.get(k, ()):
                 if estimated_jaccard(sig, other) >= th:
-                    return True
-        return bool(self.store.near_duplicates(keys, sig, th, exclude_path=path))
+                    return (opath, oord)
+        found = self.store.near_duplicates(keys, sig, th, exclude_path=path)
+        return found[0] if found else None
 
     def add_file(self, path: Path, tags: list[str] | None = None) -> None:
         """Parse and queue one file; skipped files are recorded in the summary with their reason."""
@@ -125,6 +131,8 @@ class Ingestor:
             existing = self.store.document_hash(key)
             if existing == digest:
                 self.summary.unchanged += 1
+                if tags:
+                    self.store.add_tags(key, tags)
                 return
             parsed = parse_file(path, data)
             chunks = chunk_document(parsed, self.settings.chunk.max_tokens, self.settings.chunk.overlap_tokens)
@@ -145,6 +153,8 @@ class Ingestor:
         existing = self.store.document_hash(key)
         if existing == digest:
             self.summary.unchanged += 1
+            if tags:
+                self.store.add_tags(key, tags)
             return
         t0 = time.perf_counter()
         try:
@@ -175,16 +185,17 @@ class Ingestor:
         kept: list[Chunk] = []
         sigs: list[npt.NDArray[np.uint64]] = []
         bands: list[list[bytes]] = []
-        dups = 0
+        dups: list[_Ref] = []
         d = self.settings.dedupe
         for ch in chunks:
             sig = signature(ch.text, d.num_perm)
             keys = band_keys(sig, self._bands, self._rows)
-            if d.enabled and self._is_duplicate(sig, keys, key):
-                dups += 1
+            ref = self._duplicate_of(sig, keys, key) if d.enabled else None
+            if ref is not None:
+                dups.append(ref)
                 continue
             for k in keys:
-                self._pending_bands.setdefault(k, []).append(sig)
+                self._pending_bands.setdefault(k, []).append((sig, key, ch.ord))
             kept.append(ch)
             sigs.append(sig)
             bands.append(keys)
@@ -200,7 +211,7 @@ class Ingestor:
                 chunks=kept,
                 signatures=sigs,
                 bands=bands,
-                n_duplicates=dups,
+                duplicates=dups,
                 existed=existing is not None,
                 tags=list(tags or []),
             )
@@ -222,6 +233,7 @@ class Ingestor:
         self.summary.embed_seconds += t1 - t0
         self.store.check_embedding(self.embedder.model_id, self.embedder.dim)
         i = 0
+        written: dict[tuple[str, int], int] = {}
         for p in self._pending:
             new_chunks = []
             for ch, sig, keys in zip(p.chunks, p.signatures, p.bands, strict=True):
@@ -249,15 +261,22 @@ class Ingestor:
                     text=p.text,
                     chunks=new_chunks,
                     tags=p.tags,
-                    n_duplicates=p.n_duplicates,
+                    n_duplicates=len(p.duplicates),
+                    duplicate_of=[
+                        r if isinstance(r, int) else written[r]
+                        for r in p.duplicates
+                        if r in written or isinstance(r, int)
+                    ],
                 )
             )
+            for cid, ordinal in self.store.chunk_ords(p.path):
+                written[(p.path, ordinal)] = cid
             if p.existed:
                 self.summary.updated += 1
             else:
                 self.summary.added += 1
             self.summary.chunks += len(new_chunks)
-            self.summary.duplicates_removed += p.n_duplicates
+            self.summary.duplicates_removed += len(p.duplicates)
         self.summary.index_seconds += time.perf_counter() - t1
         self._pending.clear()
         self._pending_bands.clear()
@@ -275,6 +294,16 @@ class Ingestor:
                 and self.store.delete_document(stored)
             ):
                 self.summary.removed += 1
+
+    def refresh_stale(self, rounds: int = 3) -> None:
+        """Re-ingest files whose near-duplicate chunks lost their kept copy (it was edited or deleted)."""
+        for _ in range(rounds):
+            stale = [p for p in self.store.stale_paths() if Path(p).is_file()]
+            if not stale:
+                return
+            for p in stale:
+                self.add_file(Path(p))
+            self.flush()
 
 
 def ingest_paths(
@@ -302,5 +331,6 @@ def ingest_paths(
             progress(n, len(files), str(f))
     ing.flush()
     ing.remove_missing(paths, seen)
+    ing.refresh_stale()
     ing.summary.seconds = time.perf_counter() - t0
     return ing.summary

@@ -39,6 +39,8 @@ class NewDocument:
     chunks: list[NewChunk]
     tags: list[str] = field(default_factory=list)
     n_duplicates: int = 0
+    duplicate_of: list[int] = field(default_factory=list)
+    """Stored chunk ids that this document's dropped near-duplicates matched."""
 
 
 class Store(Protocol):

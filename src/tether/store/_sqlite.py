@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     start INTEGER NOT NULL,
     "end" INTEGER NOT NULL,
     section TEXT NOT NULL,
+    section_path TEXT NOT NULL,
     kinds TEXT NOT NULL,
     title TEXT NOT NULL,
     text TEXT NOT NULL,
@@ -51,6 +52,17 @@ CREATE TABLE IF NOT EXISTS lsh (
 );
 CREATE INDEX IF NOT EXISTS lsh_band ON lsh(band);
 CREATE INDEX IF NOT EXISTS lsh_chunk ON lsh(chunk_id);
+CREATE TABLE IF NOT EXISTS dup_refs (
+    kept_chunk_id INTEGER NOT NULL,
+    doc_path TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dup_refs_kept ON dup_refs(kept_chunk_id);
+CREATE INDEX IF NOT EXISTS dup_refs_doc ON dup_refs(doc_path);
+CREATE TRIGGER IF NOT EXISTS chunks_stale_dups AFTER DELETE ON chunks BEGIN
+    UPDATE documents SET content_hash = '' WHERE path IN
+        (SELECT doc_path FROM dup_refs WHERE kept_chunk_id = old.id) AND id != old.doc_id;
+    DELETE FROM dup_refs WHERE kept_chunk_id = old.id;
+END;
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     text, title, section, content='chunks', content_rowid='id',
     tokenize='porter unicode61 remove_diacritics 2'
@@ -155,6 +167,30 @@ class SQLiteStore:
         row = self._conn.execute("SELECT content_hash FROM documents WHERE path=?", (path,)).fetchone()
         return None if row is None else str(row[0])
 
+    def add_tags(self, path: str, tags: list[str]) -> bool:
+        """Add tags to a stored document (no re-ingest needed); True if anything changed."""
+        row = self._conn.execute("SELECT tags FROM documents WHERE path=?", (path,)).fetchone()
+        if row is None:
+            return False
+        have = set(json.loads(row[0]))
+        if set(tags) <= have:
+            return False
+        self._conn.execute("UPDATE documents SET tags=? WHERE path=?", (json.dumps(sorted(have | set(tags))), path))
+        return True
+
+    def chunk_ords(self, path: str) -> list[tuple[int, int]]:
+        """(chunk id, ord) of a stored document's chunks."""
+        return [
+            (int(r[0]), int(r[1]))
+            for r in self._conn.execute(
+                "SELECT c.id, c.ord FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE d.path=?", (path,)
+            )
+        ]
+
+    def stale_paths(self) -> list[str]:
+        """Documents that lost the kept copy of one of their near-duplicate chunks: re-ingest them."""
+        return [str(r[0]) for r in self._conn.execute("SELECT path FROM documents WHERE content_hash = ''")]
+
     def paths(self) -> list[str]:
         return [str(r[0]) for r in self._conn.execute("SELECT path FROM documents ORDER BY path")]
 
@@ -163,7 +199,10 @@ class SQLiteStore:
         c = self._conn
         c.execute("BEGIN IMMEDIATE")
         try:
+            old = c.execute("SELECT tags FROM documents WHERE path=?", (doc.path,)).fetchone()
+            tags = set(doc.tags) | (set(json.loads(old[0])) if old else set())
             c.execute("DELETE FROM documents WHERE path=?", (doc.path,))
+            c.execute("DELETE FROM dup_refs WHERE doc_path=?", (doc.path,))
             cur = c.execute(
                 "INSERT INTO documents(path, title, mtime, content_hash, size, tags, text, n_chunks,"
                 " n_duplicates, ingested_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -173,7 +212,7 @@ class SQLiteStore:
                     doc.mtime.timestamp(),
                     doc.content_hash,
                     doc.size,
-                    json.dumps(sorted(set(doc.tags))),
+                    json.dumps(sorted(tags)),
                     doc.text,
                     len(doc.chunks),
                     doc.n_duplicates,
@@ -183,14 +222,15 @@ class SQLiteStore:
             doc_id = int(cur.lastrowid or 0)
             for ch in doc.chunks:
                 cur = c.execute(
-                    'INSERT INTO chunks(doc_id, ord, start, "end", section, kinds, title, text, vector, minhash)'
-                    " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    'INSERT INTO chunks(doc_id, ord, start, "end", section, section_path, kinds, title, text, vector,'
+                    " minhash) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         doc_id,
                         ch.ord,
                         ch.start,
                         ch.end,
                         _section_text(ch.section),
+                        json.dumps(ch.section),
                         json.dumps(ch.kinds),
                         doc.title,
                         ch.text,
@@ -200,6 +240,10 @@ class SQLiteStore:
                 )
                 chunk_id = int(cur.lastrowid or 0)
                 c.executemany("INSERT INTO lsh(band, chunk_id) VALUES (?, ?)", [(k, chunk_id) for k in ch.band_keys])
+            c.executemany(
+                "INSERT INTO dup_refs(kept_chunk_id, doc_path) VALUES (?, ?)",
+                [(k, doc.path) for k in sorted(set(doc.duplicate_of))],
+            )
             c.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'")
             self._set_meta("last_ingest", str(datetime.now(UTC).timestamp()))
             c.execute("COMMIT")
@@ -387,7 +431,7 @@ class SQLiteStore:
             part = ids[b : b + 500]
             marks = ",".join("?" * len(part))
             for r in self._conn.execute(
-                f'SELECT c.id, c.doc_id, d.path, c.title, c.section, c.start, c."end", c.text'
+                f'SELECT c.id, c.doc_id, d.path, c.title, c.section_path, c.start, c."end", c.text'
                 f" FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({marks})",
                 part,
             ):
@@ -396,7 +440,7 @@ class SQLiteStore:
                     doc_id=int(r[1]),
                     path=str(r[2]),
                     title=str(r[3]),
-                    section=[s for s in str(r[4]).split(" > ") if s],
+                    section=json.loads(r[4]),
                     start=int(r[5]),
                     end=int(r[6]),
                     text=str(r[7]),
