@@ -57,12 +57,15 @@ def load_squad() -> Squad:
     return Squad(paragraphs, questions, {p["_id"] for p in paragraphs[:half]})
 
 
-def squad_store(t: Tether, squad: Squad) -> SQLiteStore:
-    """All 646 paragraphs, each a document keyed by its id, indexed with the settings of ``t``."""
-    path = CACHE / f"squad-{t.settings.index_hash}.db"
+def squad_store(t: Tether, squad: Squad, *, calibration_only: bool = False) -> SQLiteStore:
+    """All 646 paragraphs (or only the calibration half), each a document keyed by its id."""
+    name = "squad-cal-only" if calibration_only else "squad"
+    path = CACHE / f"{name}-{t.settings.index_hash}.db"
     store = SQLiteStore.open(path, create=True)
     ing = Ingestor(store, t.embedder, t.settings.ingest, batch_size=t.settings.embedding.batch_size)
     for p in squad.paragraphs:
+        if calibration_only and p["_id"] not in squad.calibration_paragraphs:
+            continue
         ing.add_record(p["_id"], p["title"], p["text"])
     ing.flush()
     return store

@@ -60,11 +60,17 @@ def _placeholder() -> SupportModel:
     return SupportModel(sentence=zero, answer=ans, threshold=0.5)
 
 
-def collect(t: Tether, questions: list[SquadQuestion]) -> list[Cands]:
+def collect(t: Tether, questions: list[SquadQuestion], *, calibration_only: bool = False) -> list[Cands]:
     """Per question: candidate sentences' features and whether each contains a gold answer (cached)."""
     key = hashlib.sha256(
         json.dumps(
-            [t.settings.index_hash, t.settings.retrieval.model_dump(mode="json"), FEATURES, [q.id for q in questions]]
+            [
+                t.settings.index_hash,
+                t.settings.retrieval.model_dump(mode="json"),
+                FEATURES,
+                [q.id for q in questions],
+                calibration_only,
+            ]
         ).encode()
     ).hexdigest()[:16]
     cache = CACHE / f"squad-features-{key}.pkl"
@@ -72,7 +78,7 @@ def collect(t: Tether, questions: list[SquadQuestion]) -> list[Cands]:
         with cache.open("rb") as f:
             cached: list[Cands] = pickle.load(f)
             return cached
-    store = squad_store(t, load_squad())
+    store = squad_store(t, load_squad(), calibration_only=calibration_only)
     retriever = Retriever(store, t.embedder, t.settings.retrieval)
     answerer = ExtractiveAnswerer(store, t.embedder, t.settings.answer, _placeholder())
     qvecs = t.embedder.embed([q.question for q in questions])
@@ -173,7 +179,14 @@ def main() -> None:
     model.threshold = float(best)
     mea_dec = decide(model, mea)
     measured = rates(mea_dec, mea_q, best)
+    # Out of corpus: measured questions asked of an index holding only the calibration paragraphs, so no
+    # answer is in the documents (questions of an article that also has calibration paragraphs are left out).
+    cal_titles = {p["title"] for p in squad.paragraphs if p["_id"] in squad.calibration_paragraphs}
+    ooc_q = [q for q in mea_q if q.paragraph_id.rsplit("#", 1)[0] not in cal_titles]
+    ooc_dec = decide(model, collect(t, ooc_q, calibration_only=True))
+    ooc_abstained = sum(1 for p, _ in ooc_dec if p < best) / max(len(ooc_q), 1)
     model.metrics = {k: round(float(v), 4) for k, v in measured.items()}
+    model.metrics["out_of_corpus_abstained"] = round(ooc_abstained, 4)
     model.save(args.out)
     curve = {f"{th:.2f}": rates(mea_dec, mea_q, th) for th in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)}
     report = {
@@ -184,6 +197,8 @@ def main() -> None:
         "answer_coefficients": dict(zip(ANSWER_FEATURES, [round(c, 3) for c in model.answer.coef], strict=True)),
         "calibration": rates(cal_dec, cal_q, best),
         "measured": measured,
+        "out_of_corpus_questions": len(ooc_q),
+        "out_of_corpus_abstained": ooc_abstained,
         "measured_operating_curve_for_information": curve,
         "seconds": round(time.time() - t0, 1),
         "written": str(args.out),
@@ -202,6 +217,10 @@ def main() -> None:
             f"unanswerable abstained {r['unanswerable_abstained']:.3f} | balanced {r['balanced']:.3f} | "
             f"mixture accuracy {r['mixture_accuracy']:.3f}"
         )
+    print(
+        f"out of corpus (measured questions, index without their articles): abstained {ooc_abstained:.3f} "
+        f"of {len(ooc_q)}"
+    )
     print("measured operating curve (information only; the threshold was chosen on calibration):")
     for th, r in curve.items():
         print(

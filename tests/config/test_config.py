@@ -151,7 +151,7 @@ def test_config_hash_does_not_depend_on_where_the_config_lives(tmp_path: Path) -
     "text",
     [
         "retrieval:\n  top_k: 4\n",
-        "retrieval:\n  fusion: convex\n",
+        "retrieval:\n  fusion: rrf\n",
         "answer:\n  threshold: 0.5\n",
         "ingest:\n  dedupe:\n    enabled: false\n",
         "embedding:\n  max_length: 128\n",

@@ -40,11 +40,11 @@ embedding:
 retrieval:
   lexical_top_n: 200            # BM25 candidates (SQLite FTS5)
   dense_top_n: 200              # embedding candidates (exact cosine search)
-  fusion: {fusion}              # rrf (reciprocal rank fusion) or convex (min-max score blend)
-  rrf_k: {rrf_k}
+  fusion: {fusion}           # convex (min-max score blend; best on SciFact train) or rrf (reciprocal rank)
+  rrf_k: {rrf_k}                 # rrf only: rank constant
   alpha: {alpha}                # convex only: weight of the dense score
   title_weight: {title_weight}  # BM25 weight of the title column relative to the text
-  section_weight: {section_weight} # BM25 weight of the heading-path column
+  section_weight: {section_weight}  # BM25 weight of the heading-path column
   top_k: 5                      # chunks handed to the answerer
   collapse_threshold: 0.8       # near-identical hits are collapsed into the best one
 
@@ -59,9 +59,18 @@ answer:
 def default_yaml() -> str:
     """The commented tether.yaml that ``tether init`` writes (values are the defaults)."""
     r = Settings().retrieval
-    return _TEMPLATE.format(
+    text = _TEMPLATE.format(
         fusion=r.fusion, rrf_k=r.rrf_k, alpha=r.alpha, title_weight=r.title_weight, section_weight=r.section_weight
     )
+    return "\n".join(_align_comment(line) for line in text.split("\n"))
+
+
+def _align_comment(line: str, column: int = 32) -> str:
+    """Line up trailing comments of value lines (lines that start with a comment are left alone)."""
+    if line.lstrip().startswith("#") or "  # " not in line:
+        return line
+    value, comment = line.split("  # ", 1)
+    return f"{value.rstrip().ljust(column - 1)} # {comment}"
 
 
 def _format_validation(path: Path, err: ValidationError) -> str:

@@ -14,7 +14,7 @@ from tether.errors import IndexMismatchError, IndexMissingError
 from tether.store._ann import AnnIndex
 from tether.store._protocol import NewDocument, ScoredId
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
