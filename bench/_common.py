@@ -62,7 +62,7 @@ def squad_store(t: Tether, squad: Squad, *, calibration_only: bool = False) -> S
     name = "squad-cal-only" if calibration_only else "squad"
     path = CACHE / f"{name}-{t.settings.index_hash}.db"
     store = SQLiteStore.open(path, create=True)
-    ing = Ingestor(store, t.embedder, t.settings.ingest, batch_size=t.settings.embedding.batch_size)
+    ing = Ingestor(store, t.embedder, t.settings.ingest)
     for p in squad.paragraphs:
         if calibration_only and p["_id"] not in squad.calibration_paragraphs:
             continue

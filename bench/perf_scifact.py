@@ -35,7 +35,7 @@ def main() -> None:
     folder = CACHE / "perf"
     shutil.rmtree(folder, ignore_errors=True)
     store = SQLiteStore.open(folder / "index.db", create=True)
-    ing = Ingestor(store, t.embedder, t.settings.ingest, batch_size=t.settings.embedding.batch_size)
+    ing = Ingestor(store, t.embedder, t.settings.ingest)
     t0 = time.perf_counter()
     n_docs = 0
     for doc_id, title, text in BeirData(root=root, split="").corpus():

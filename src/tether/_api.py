@@ -77,7 +77,6 @@ class Tether:
             self.embedder,
             self.settings.ingest,
             tags=tags,
-            batch_size=self.settings.embedding.batch_size,
             progress=progress,
         )
 

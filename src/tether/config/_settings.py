@@ -43,7 +43,7 @@ class IngestSettings(_Strict):
 class EmbeddingSettings(_Strict):
     model: str = Field("minilm-int8", description="'minilm-int8' (packaged) or a path to an ONNX file")
     tokenizer: str | None = Field(None, description="tokenizer.json for a model given by path")
-    batch_size: int = Field(16, ge=1, le=1024, description="texts per ONNX call (memory grows with it)")
+    batch_size: int = Field(8, ge=1, le=1024, description="texts per ONNX call (memory grows with it)")
     max_length: int = Field(256, ge=8, le=8192)
     threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 = all cores")
 

@@ -34,7 +34,7 @@ def beir_index_path(t: Tether, root: Path) -> Path:
 def build_beir_index(t: Tether, root: Path, index: Path, progress: StageProgress | None = None) -> SQLiteStore:
     """Index a BEIR corpus (incremental: an interrupted build resumes where it stopped)."""
     store = SQLiteStore.open(index, create=True)
-    ing = Ingestor(store, t.embedder, t.settings.ingest, batch_size=t.settings.embedding.batch_size)
+    ing = Ingestor(store, t.embedder, t.settings.ingest)
     with (root / "corpus.jsonl").open(encoding="utf-8") as f:
         total = sum(1 for line in f if line.strip())
     for n, (doc_id, title, text) in enumerate(BeirData(root=root, split="").corpus(), 1):

@@ -78,7 +78,7 @@ class Ingestor:
     and written one by one, so a crash loses at most the batch in flight, never a stored document.
     """
 
-    def __init__(self, store: SQLiteStore, embedder: Embedder, settings: IngestSettings, *, batch_size: int = 64):
+    def __init__(self, store: SQLiteStore, embedder: Embedder, settings: IngestSettings, *, batch_size: int = 128):
         self.store = store
         self.embedder = embedder
         self.settings = settings
@@ -313,7 +313,7 @@ def ingest_paths(
     settings: IngestSettings,
     *,
     tags: list[str] | None = None,
-    batch_size: int = 64,
+    batch_size: int = 128,
     progress: Progress | None = None,
 ) -> IngestSummary:
     """Ingest files and folders into ``store`` incrementally; returns what was done and what was skipped."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -14,6 +14,16 @@ from tether.errors import ModelError
 Vectors = npt.NDArray[np.float32]
 
 PACKAGED_MODEL = "minilm-int8"
+_SPECIAL = {"[CLS]", "[SEP]", "[PAD]", "<s>", "</s>", "<pad>"}
+
+
+class TokenVectors(NamedTuple):
+    """Word-piece tokens of one text and their contextual unit vectors ([n_tokens, dim])."""
+
+    tokens: list[str]
+    vectors: npt.NDArray[np.float32]
+
+
 PACKAGED_MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
 
 
@@ -107,10 +117,29 @@ class OnnxEmbedder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for b in range(0, len(order), self.batch_size):
             idx = order[b : b + self.batch_size]
-            out[idx] = self._embed_batch([texts[i] for i in idx])
+            out[idx] = self._embed_batch([texts[i] for i in idx])[0]
         return out
 
-    def _embed_batch(self, texts: list[str]) -> Vectors:
+    def encode(self, texts: list[str]) -> tuple[Vectors, list[TokenVectors]]:
+        """Pooled unit vectors and, per text, its word-piece tokens with their unit vectors.
+
+        One model pass gives both; token vectors serve late-interaction (MaxSim) matching.
+        Special tokens ([CLS], [SEP], padding) are left out.
+        """
+        if self._session is None:
+            self._load()
+        pooled = np.zeros((len(texts), self.dim), dtype=np.float32)
+        tokens: list[TokenVectors | None] = [None] * len(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for b in range(0, len(order), self.batch_size):
+            idx = order[b : b + self.batch_size]
+            vecs, toks = self._embed_batch([texts[i] for i in idx], with_tokens=True)
+            pooled[idx] = vecs
+            for j, i in enumerate(idx):
+                tokens[i] = toks[j]
+        return pooled, [t for t in tokens if t is not None]
+
+    def _embed_batch(self, texts: list[str], with_tokens: bool = False) -> tuple[Vectors, list[TokenVectors]]:
         tok = self._tokenizer
         sess = self._session
         assert tok is not None and sess is not None
@@ -125,7 +154,18 @@ class OnnxEmbedder:
         pooled = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         result: Vectors = (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
-        return result
+        toks: list[TokenVectors] = []
+        if with_tokens:
+            for row, e in enumerate(encs):
+                keep = [
+                    k
+                    for k, (t, a) in enumerate(zip(e.tokens, e.attention_mask, strict=True))
+                    if a and t not in _SPECIAL
+                ]
+                h = hidden[row, keep].astype(np.float32)
+                h /= np.maximum(np.linalg.norm(h, axis=1, keepdims=True), 1e-12)
+                toks.append(TokenVectors([e.tokens[k] for k in keep], h))
+        return result, toks
 
 
 def load_embedder(settings: EmbeddingSettings, root: Path | None = None) -> OnnxEmbedder:
