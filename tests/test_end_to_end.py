@@ -43,8 +43,7 @@ LIGHTHOUSES_HTML = """<!doctype html>
 ANSWERABLE = {
     "What does the break statement do in a loop?": "break.txt",
     "What does the global statement declare?": "global.txt",
-    "What does the pass statement do?": "pass.txt",
-    "What does deletion of a name do?": "del.txt",
+    "What does the continue statement do in a loop?": "continue.txt",
 }
 UNANSWERABLE = [
     "What is the boiling point of mercury?",

@@ -9,12 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 DEMO_QUESTIONS = [
-    "What happens to the loop variable when a for loop is terminated by break?",
-    "What does the global statement do?",
     "When is the else clause of a try statement executed?",
     "What does the assert statement do when optimization is requested?",
+    "What does the import statement do?",
+    "What happens to the loop variable when a for loop is terminated by break?",
     "How do I bake sourdough bread?",  # not in the documents: Tether must say so
 ]
+"""Natural questions. With the threshold calibrated on SQuAD 2.0 (see README) Tether is cautious: it may
+decline an answerable one too, and shows its support score and the closest passage when it does."""
 
 
 def export_python_topics(folder: Path) -> int:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -15,6 +16,18 @@ from tether.models import Embedder
 from tether.store import SQLiteStore
 from tether.text import STOPWORDS, split_sentences, words
 
+_RULE_LINE = re.compile(r"^\s*([*=\-~^#+`'\"._|:]\s*){3,}$")
+
+
+def is_answer_like(text: str) -> bool:
+    """False for spans that cannot answer anything: headings (underlined or '#'), rules, table borders."""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines or not any(c.isalnum() for c in text):
+        return False
+    if any(_RULE_LINE.match(ln) for ln in lines):
+        return False
+    return not all(ln.lstrip().startswith("#") for ln in lines)
+
 
 @dataclass
 class Candidate:
@@ -26,6 +39,19 @@ class Candidate:
     text: str
     features: list[float]
     probability: float
+
+
+def _citation(n: int, c: Candidate) -> Citation:
+    return Citation(
+        n=n,
+        doc_id=c.hit.doc_id,
+        path=c.hit.path,
+        title=c.hit.title,
+        section=c.hit.section,
+        start=c.start,
+        end=c.end,
+        quote=c.text,
+    )
 
 
 class _VectorCache:
@@ -88,7 +114,7 @@ class ExtractiveAnswerer:
         spans: list[tuple[int, Hit, int, int]] = []
         for rank, hit in enumerate(hits):
             for s, e in split_sentences(hit.text):
-                if any(c.isalnum() for c in hit.text[s:e]):
+                if is_answer_like(hit.text[s:e]):
                     spans.append((rank, hit, s, e))
         if not spans:
             return []
@@ -148,6 +174,7 @@ class ExtractiveAnswerer:
                 question=question,
                 text=self.settings.not_found_text,
                 abstained=True,
+                nearest=_citation(1, cands[0]) if cands else None,
                 support=best,
                 threshold=th,
                 reason=reason,
@@ -165,18 +192,7 @@ class ExtractiveAnswerer:
         citations = []
         parts = []
         for n, c in enumerate(chosen, 1):
-            citations.append(
-                Citation(
-                    n=n,
-                    doc_id=c.hit.doc_id,
-                    path=c.hit.path,
-                    title=c.hit.title,
-                    section=c.hit.section,
-                    start=c.start,
-                    end=c.end,
-                    quote=c.text,
-                )
-            )
+            citations.append(_citation(n, c))
             parts.append(f"{' '.join(c.text.split())} [{n}]")
         return Answer(
             question=question,

@@ -165,6 +165,10 @@ def _print_answer(a: Answer) -> None:
     if a.abstained:
         out.print(f"[bold yellow]{escape(a.text)}[/]")
         out.print(f"[dim]{escape(a.reason)}[/]")
+        if a.nearest is not None:
+            n = a.nearest
+            where = _rel(n.path) + (f" › {' › '.join(n.section)}" if n.section else "")
+            out.print(f"[dim]closest passage, not an answer: {escape(where)}[/]")
         return
     out.print(escape(a.text))
     out.print()

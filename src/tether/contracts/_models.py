@@ -106,6 +106,9 @@ class Answer(BaseModel):
     support: float = Field(description="calibrated probability that the cited text answers the question")
     threshold: float
     reason: str = ""
+    nearest: Citation | None = Field(
+        None, description="on abstention: the closest evidence found, for orientation only (not an answer)"
+    )
     config_hash: str
     trace: list[TraceEvent] = Field(default_factory=list)
 
