@@ -22,7 +22,7 @@ from rich.progress import track
 from _common import SHARED, need
 from tether import Tether
 from tether.evals import load_beir, mrr_at_k, ndcg_at_k, recall_at_k
-from tether.evals._runner import BEIR_PREFIX, beir_index_path, build_beir_index
+from tether.evals._beir_run import BEIR_PREFIX, beir_index_path, build_beir_index
 from tether.retrieve import convex_fusion, rrf_fusion
 from tether.store import ScoredId, SQLiteStore
 from tether.text import content_words, words

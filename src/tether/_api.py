@@ -68,9 +68,18 @@ class Tether:
 
     # -- the user's day ----------------------------------------------------------
     def ingest(
-        self, paths: list[str | Path], *, tags: list[str] | None = None, progress: Progress | None = None
+        self,
+        paths: list[str | Path],
+        *,
+        tags: list[str] | None = None,
+        progress: Progress | None = None,
+        batch_size: int = 128,
     ) -> IngestSummary:
-        """Ingest files and folders incrementally (unchanged files are skipped by content hash)."""
+        """Ingest files and folders incrementally (unchanged files are skipped by content hash).
+
+        ``batch_size`` chunks are embedded together before their documents are written, one
+        transaction per document.
+        """
         return ingest_paths(
             [Path(p) for p in paths],
             self.store(create=True),
@@ -78,6 +87,7 @@ class Tether:
             self.settings.ingest,
             tags=tags,
             progress=progress,
+            batch_size=batch_size,
         )
 
     def search(

@@ -32,3 +32,7 @@ class ModelError(TetherError):
 
 class DataError(TetherError):
     """An evaluation or calibration data set is missing or malformed."""
+
+
+class TransientError(TetherError):
+    """A failure worth retrying (a timeout, a 429 or 5xx from a model server)."""

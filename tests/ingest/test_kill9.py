@@ -37,7 +37,7 @@ from tether import Tether
 t = Tether.open(sys.argv[1])
 t.embedder.embed(["warm up the model before the clock starts"])
 print("ready", flush=True)
-summary = t.ingest([sys.argv[2]])
+summary = t.ingest([sys.argv[2]], batch_size=2)  # a transaction every ~2 chunks
 print("done", summary.added, flush=True)
 """
 
@@ -82,9 +82,18 @@ def wait_for(condition, timeout: float) -> bool:
     return False
 
 
-def wal_size(index: Path) -> int:
-    wal = index.with_name(index.name + "-wal")
-    return wal.stat().st_size if wal.exists() else 0
+def committed(index: Path) -> int:
+    """Documents a reader sees as committed right now (0 while the index does not exist yet)."""
+    if not index.exists():
+        return 0
+    try:
+        con = sqlite3.connect(f"file:{index}?mode=ro", uri=True, timeout=1)
+        try:
+            return int(con.execute("SELECT COUNT(*) FROM documents").fetchone()[0])
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
 
 
 def stored_rows(index: Path) -> list[tuple[int, str, int, str, str]]:
@@ -115,16 +124,14 @@ def assert_consistent(index: Path) -> int:
         return len(rows)
 
 
-# The WAL starts at ~110 KB (the schema) and grows to ~3 MB over this ingest, so a random WAL size
-# picks a random moment that does not depend on how fast the machine is.
-WAL_SCHEMA_BYTES = 150_000
-WAL_LATEST_BYTES = 2_200_000
+# Killing once a random number of documents is committed picks a random moment mid-ingest that does
+# not depend on how fast the machine is.
 
 
 @pytest.mark.parametrize(
     ("trigger", "seed"),
-    [("delay", 1), ("wal", 1), ("wal", 2)],
-    ids=["early-random-delay", "wal-random-size-a", "wal-random-size-b"],
+    [("delay", 1), ("commits", 1), ("commits", 2)],
+    ids=["early-random-delay", "after-random-commits-a", "after-random-commits-b"],
 )
 def test_sigkill_during_ingest_leaves_a_consistent_index_that_resumes(
     tmp_path: Path, corpus: Path, embedder: OnnxEmbedder, trigger: str, seed: int
@@ -143,9 +150,9 @@ def test_sigkill_during_ingest_leaves_a_consistent_index_that_resumes(
         assert proc.stdout is not None
         line = proc.stdout.readline()
         assert line.strip() == "ready", proc.stderr.read() if proc.stderr else line
-        if trigger == "wal":
-            target = rng.uniform(WAL_SCHEMA_BYTES, WAL_LATEST_BYTES)
-            assert wait_for(lambda: wal_size(index) >= target, timeout=60), "the WAL never reached its target"
+        if trigger == "commits":
+            target_docs = rng.randint(1, N_FILES - 5)
+            assert wait_for(lambda: committed(index) >= target_docs, timeout=120), "ingest never got there"
         else:
             time.sleep(rng.uniform(0.0, 0.3))
         os.kill(proc.pid, signal.SIGKILL)

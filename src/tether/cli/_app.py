@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
 from tether._api import Tether
 from tether.config import DEFAULT_CONFIG_NAME, default_yaml
@@ -28,7 +29,23 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-eval_app = typer.Typer(help="Measure Tether: retrieval quality on BEIR-format data.", no_args_is_help=True)
+
+
+class _DefaultToRun(TyperGroup):
+    """`tether eval PATH` means `tether eval run PATH`."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+eval_app = typer.Typer(
+    cls=_DefaultToRun,
+    help="Evaluate: `tether eval PATH` runs YAML cases (table, --json, HTML report, regression gate); "
+    "`compare`, `runs`, `show`, `retrieval` (BEIR).",
+    no_args_is_help=True,
+)
 app.add_typer(eval_app, name="eval")
 
 out = Console()
@@ -230,7 +247,7 @@ def eval_retrieval(
     """nDCG@10, recall@100 and MRR@10 of lexical, dense and hybrid retrieval (BEIR format).
 
     The corpus is indexed once with the ingest and embedding settings of tether.yaml and cached."""
-    from tether.evals._runner import run_beir
+    from tether.evals._beir_run import run_beir
 
     wanted = [m.strip() for m in modes.split(",") if m.strip()]
     bad = [m for m in wanted if m not in ("lexical", "dense", "hybrid")]
@@ -322,6 +339,183 @@ def demo(
         f'Try your own: [bold]tether ask --config {folder}/tether.yaml "your question"[/] '
         "(or `tether init` and `tether ingest` your own folder)."
     )
+
+
+def _eval_store(t: Tether) -> Any:
+    from tether.evals import EvalStore
+
+    return EvalStore(t.settings.root / ".tether" / "evals.db")
+
+
+@eval_app.command("run")
+def eval_run(
+    path: Annotated[Path, typer.Argument(help="a YAML file of cases, or a folder of them")],
+    repeat: Annotated[int, typer.Option(min=1, help="run every case N times: pass@N and pass^N")] = 1,
+    concurrency: Annotated[int, typer.Option(min=1, help="cases in flight at once")] = 2,
+    timeout: Annotated[float, typer.Option(help="seconds per case before it counts as an error")] = 120.0,
+    retries: Annotated[int, typer.Option(min=0, help="retries with backoff on transient errors")] = 2,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="ask again even if an answer is cached")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="count model calls and tokens; run nothing")] = False,
+    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="only cases with this tag")] = None,
+    baseline: Annotated[str | None, typer.Option(help="run id (or 'latest') to compare against")] = None,
+    fail_on_regression: Annotated[
+        bool, typer.Option("--fail-on-regression", help="exit 1 if significantly worse than --baseline")
+    ] = False,
+    report: Annotated[Path | None, typer.Option(help="write the HTML report here")] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run eval cases, score every answer, store the run, print a table.
+
+    Exit code 1 when --fail-on-regression finds a significant regression against --baseline (the CI gate)."""
+    from tether.evals import EvalRunner, RunOptions, compare_runs, load_cases
+
+    cases = load_cases(path)
+    if tag:
+        cases = [c for c in cases if set(tag) & set(c.tags)]
+        if not cases:
+            raise TetherError(f"no case in {path} has tag(s) {', '.join(tag)}")
+    t = Tether.open(config)
+    store = _eval_store(t)
+    opts = RunOptions(
+        concurrency=concurrency, timeout_s=timeout, retries=retries, repeat=repeat, use_cache=not no_cache
+    )
+    runner = EvalRunner(t, store, opts)
+    if dry_run:
+        est = runner.dry_run(cases)
+        if as_json:
+            _emit_json(est)
+        else:
+            for k, v in est.model_dump().items():
+                out.print(f"{k:18s} {v}")
+        return
+    base = store.load(baseline) if baseline else None
+    with Progress(
+        TextColumn("[bold]eval"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=as_json or not err.is_terminal,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("", total=len(cases) * repeat)
+        result = runner.run(cases, str(path), progress=lambda d, n: bar.update(task, completed=d, total=n))
+    html_path = report or (t.settings.root / ".tether" / "reports" / f"{result.summary.run_id}.html")
+    from tether.evals._report import write_html_report
+
+    write_html_report(result, html_path)
+    comparison = compare_runs(base, result) if base is not None else None
+    if as_json:
+        data: dict[str, Any] = json.loads(result.model_dump_json())
+        data["report"] = str(html_path)
+        if comparison is not None:
+            data["comparison"] = comparison.model_dump()
+        _emit_json(data)
+    else:
+        _print_run(result, html_path)
+        if comparison is not None:
+            _print_comparison(comparison)
+    t.close()
+    if fail_on_regression and comparison is not None and comparison.regression:
+        err.print("[bold red]regression:[/] significantly worse than the baseline")
+        raise typer.Exit(1)
+
+
+def _print_run(result: Any, html_path: Path) -> None:
+    s = result.summary
+    table = Table(title=f"run {s.run_id}  ·  {s.cases} cases  ·  config {s.config_hash}  ·  judge {s.judge}")
+    for col in ("case", "tags", "result", "details"):
+        table.add_column(col)
+    for r in sorted(result.results, key=lambda r: (r.passed, r.case_id)):
+        if r.repeat:
+            continue
+        fails = (
+            [f"{sc.name}: {sc.reason}" for tr in r.turns for sc in tr.scores if sc.passed is False or sc.error]
+            + [f"error: {tr.error}" for tr in r.turns if tr.error]
+            + ([f"error: {r.error}"] if r.error else [])
+        )
+        table.add_row(
+            escape(r.case_id),
+            escape(",".join(r.tags)),
+            "[green]pass[/]" if r.passed else "[red]FAIL[/]",
+            escape("; ".join(fails)[:140]),
+        )
+    out.print(table)
+    out.print(
+        f"pass rate {s.pass_rate:.3f} ({s.passed}/{s.cases})"
+        + (f" · pass@{s.repeats} {s.pass_at_n:.3f} · pass^{s.repeats} {s.pass_all_n:.3f}" if s.repeats > 1 else "")
+        + f" · errors {s.errors} · scorer errors {s.scorer_errors} · cached {s.cached_turns}"
+        + f" · p50 {s.latency_p50_ms:.0f} ms · {s.seconds:.1f}s"
+    )
+    if s.per_tag:
+        out.print("by tag: " + ", ".join(f"{k} {v:.2f}" for k, v in s.per_tag.items()))
+    if s.per_metric:
+        out.print("by metric: " + ", ".join(f"{k} {v:.2f}" for k, v in s.per_metric.items()))
+    out.print(f"report: {html_path}")
+
+
+def _print_comparison(c: Any) -> None:
+    out.print(
+        f"vs {c.run_a}: pass rate {c.pass_rate_a:.3f} -> {c.pass_rate_b:.3f} on {c.common_cases} common cases; "
+        f"fixed {len(c.fixed)}, broken {len(c.broken)}; McNemar p={c.p_value:.4f} "
+        + (
+            "[red](significant regression)[/]"
+            if c.regression
+            else "(significant)"
+            if c.significant
+            else "(not significant)"
+        )
+    )
+    for cid in c.broken:
+        out.print(f"  [red]broken[/] {escape(cid)}")
+    for cid in c.fixed:
+        out.print(f"  [green]fixed[/] {escape(cid)}")
+
+
+@eval_app.command("compare")
+def eval_compare(
+    run_a: Annotated[str, typer.Argument(help="the earlier run (id, id prefix, 'previous')")],
+    run_b: Annotated[str, typer.Argument(help="the later run (id, id prefix, 'latest')")],
+    alpha: Annotated[float, typer.Option(help="significance level")] = 0.05,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the cases that changed between two runs and test whether the difference is real (McNemar)."""
+    from tether.evals import compare_runs
+
+    t = Tether.open(config)
+    store = _eval_store(t)
+    c = compare_runs(store.load(run_a), store.load(run_b), alpha)
+    if as_json:
+        _emit_json(c)
+    else:
+        _print_comparison(c)
+
+
+@eval_app.command("runs")
+def eval_runs(
+    limit: Annotated[int, typer.Option(help="how many")] = 20, config: ConfigOpt = None, as_json: JsonOpt = False
+) -> None:
+    """List stored eval runs, newest first."""
+    store = _eval_store(Tether.open(config))
+    runs = store.runs(limit)
+    if as_json:
+        _emit_json([r.model_dump(mode="json") for r in runs])
+        return
+    table = Table()
+    for col in ("run", "created", "cases", "pass rate", "config", "path"):
+        table.add_column(col)
+    for r in runs:
+        table.add_row(
+            r.run_id,
+            r.created.strftime("%Y-%m-%d %H:%M"),
+            str(r.cases),
+            f"{r.pass_rate:.3f}",
+            r.config_hash,
+            escape(r.cases_path),
+        )
+    out.print(table)
 
 
 def main() -> None:

@@ -1,0 +1,276 @@
+"""The eval runner: cases -> answers -> scores, with bounded concurrency, timeouts, retries and a cache."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel
+
+from tether._api import Tether
+from tether.config import Settings
+from tether.contracts import Answer
+from tether.errors import TetherError, TransientError
+from tether.evals._cases import EvalCase
+from tether.evals._results import CaseResult, RunReport, RunSummary, TurnResult
+from tether.evals._scorers import Judge, OfflineSupportJudge, ScoreContext, score_answer
+from tether.evals._store import EvalStore
+
+Progress = Callable[[int, int], None]
+
+
+class DryRun(BaseModel):
+    """What a run would cost, counted before anything is spent."""
+
+    cases: int
+    repeats: int
+    questions: int
+    llm_calls: int
+    estimated_tokens: int
+    embedding_calls: int
+    cached_questions: int
+    context_indexes: int
+    note: str
+
+
+@dataclass
+class RunOptions:
+    concurrency: int = 2
+    timeout_s: float = 120.0
+    retries: int = 2
+    repeat: int = 1
+    use_cache: bool = True
+
+
+def _slug(text: str) -> str:
+    words = re.findall(r"[A-Za-z0-9]+", text)[:6]
+    return "-".join(w.lower() for w in words) or "doc"
+
+
+class _ContextIndexes:
+    """One small real index per distinct set of context_docs (cases that bring their own documents)."""
+
+    def __init__(self, base: Settings) -> None:
+        self.base = base
+        self._tmp = tempfile.TemporaryDirectory(prefix="tether-eval-")
+        self._by_key: dict[str, Tether] = {}
+        self._lock = threading.Lock()
+
+    def key(self, docs: list[str]) -> str:
+        return hashlib.sha256(json.dumps(docs).encode()).hexdigest()[:16]
+
+    def get(self, docs: list[str], embedder_owner: Tether) -> Tether:
+        k = self.key(docs)
+        with self._lock:
+            if k not in self._by_key:
+                folder = Path(self._tmp.name) / k
+                (folder / "docs").mkdir(parents=True)
+                for i, text in enumerate(docs, 1):
+                    (folder / "docs" / f"{i:02d}-{_slug(text)}.txt").write_text(text, encoding="utf-8")
+                settings = self.base.model_copy(
+                    update={"index": self.base.index.model_copy(update={"path": str(folder / "index.db")})}
+                ).with_root(folder)
+                t = Tether(settings)
+                t._embedder = embedder_owner.embedder  # share the loaded model
+                t.ingest([folder / "docs"])
+                self._by_key[k] = t
+            return self._by_key[k]
+
+    def close(self) -> None:
+        for t in self._by_key.values():
+            t.close()
+        self._tmp.cleanup()
+
+
+class EvalRunner:
+    """Runs eval cases against a :class:`Tether` and scores every answer.
+
+    Example:
+        >>> runner = EvalRunner(Tether.open("tether.yaml"))   # doctest: +SKIP
+        >>> report = runner.run(load_cases("evals/"), "evals/")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        tether: Tether,
+        store: EvalStore | None = None,
+        options: RunOptions | None = None,
+        judge: Judge | None = None,
+    ) -> None:
+        self.tether = tether
+        self.store = store
+        self.options = options or RunOptions()
+        self.judge = judge or OfflineSupportJudge()
+        self._contexts = _ContextIndexes(tether.settings)
+        self._answer_lock = threading.Lock()  # the extractive answerer's caches are not thread-safe
+
+    # -- one question --------------------------------------------------------------
+    def _target(self, case: EvalCase) -> Tether:
+        return self._contexts.get(case.input.context_docs, self.tether) if case.input.context_docs else self.tether
+
+    def _cache_key(self, target: Tether, question: str) -> str:
+        store = target.store()
+        blob = json.dumps([target.settings.config_hash, str(store.path), store.generation, question])
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def _ask(self, target: Tether, question: str) -> tuple[Answer, bool]:
+        key = self._cache_key(target, question)
+        if self.options.use_cache and self.store is not None:
+            hit = self.store.cached(key)
+            if hit is not None:
+                return hit, True
+        delay = 0.5
+        for attempt in range(self.options.retries + 1):
+            try:
+                with self._answer_lock:
+                    answer = target.ask(question)
+                break
+            except TransientError:
+                if attempt == self.options.retries:
+                    raise
+                time.sleep(delay * (1 + random.random()))  # noqa: S311 - jitter, not crypto
+                delay *= 2
+        if self.options.use_cache and self.store is not None:
+            self.store.cache(key, answer)
+        return answer, False
+
+    def _run_case(self, case: EvalCase, repeat: int) -> CaseResult:
+        t0 = time.perf_counter()
+        result = CaseResult(case_id=case.id, repeat=repeat, tags=case.tags, source=case.source)
+        try:
+            target = self._target(case)
+            store = target.store()
+            ctx = ScoreContext(document_text=store.document_text, judge=self.judge)
+            for step in case.steps():
+                q0 = time.perf_counter()
+                try:
+                    answer, cached = self._ask(target, step.user)
+                except TetherError as e:
+                    result.turns.append(TurnResult(question=step.user, error=str(e)))
+                    continue
+                scores = score_answer(step.expected, case.scoring, answer, ctx)
+                result.turns.append(
+                    TurnResult(
+                        question=step.user,
+                        answer=answer,
+                        latency_ms=(time.perf_counter() - q0) * 1000,
+                        cached=cached,
+                        scores=scores,
+                    )
+                )
+        except TetherError as e:
+            result.error = str(e)
+        result.latency_ms = (time.perf_counter() - t0) * 1000
+        return result
+
+    # -- a whole run ---------------------------------------------------------------
+    def dry_run(self, cases: list[EvalCase]) -> DryRun:
+        """Count what a run would cost; nothing is asked or embedded."""
+        questions = sum(len(c.steps()) for c in cases) * self.options.repeat
+        contexts = {self._contexts.key(c.input.context_docs) for c in cases if c.input.context_docs}
+        cached = 0
+        if self.store is not None and self.options.use_cache:
+            for c in cases:
+                if c.input.context_docs:
+                    continue
+                for s in c.steps():
+                    if self.store.cached(self._cache_key(self.tether, s.user)) is not None:
+                        cached += 1
+        return DryRun(
+            cases=len(cases),
+            repeats=self.options.repeat,
+            questions=questions,
+            llm_calls=0,
+            estimated_tokens=0,
+            embedding_calls=questions - cached * self.options.repeat,
+            cached_questions=cached,
+            context_indexes=len(contexts),
+            note="answer.mode is extractive: no LLM calls; embedding runs locally",
+        )
+
+    def run(self, cases: list[EvalCase], cases_path: str, progress: Progress | None = None) -> RunReport:
+        t0 = time.perf_counter()
+        jobs = [(c, r) for r in range(self.options.repeat) for c in cases]
+        results: list[CaseResult] = []
+        with ThreadPoolExecutor(max_workers=max(1, self.options.concurrency)) as pool:
+            futures: list[tuple[EvalCase, int, Future[CaseResult]]] = [
+                (c, r, pool.submit(self._run_case, c, r)) for c, r in jobs
+            ]
+            for n, (c, r, f) in enumerate(futures, 1):
+                try:
+                    results.append(f.result(timeout=self.options.timeout_s))
+                except FutureTimeout:
+                    results.append(
+                        CaseResult(
+                            case_id=c.id,
+                            repeat=r,
+                            tags=c.tags,
+                            source=c.source,
+                            error=f"timed out after {self.options.timeout_s:g}s",
+                        )
+                    )
+                if progress is not None:
+                    progress(n, len(futures))
+        self._contexts.close()
+        report = RunReport(summary=self._summarise(results, cases_path, time.perf_counter() - t0), results=results)
+        if self.store is not None:
+            self.store.save(report)
+        return report
+
+    def _summarise(self, results: list[CaseResult], cases_path: str, seconds: float) -> RunSummary:
+        by_case: dict[str, list[bool]] = {}
+        for r in results:
+            by_case.setdefault(r.case_id, []).append(r.passed)
+        first = [r for r in results if r.repeat == 0]
+        tags: dict[str, list[bool]] = {}
+        metrics: dict[str, list[float]] = {}
+        scorer_errors = 0
+        lat: list[float] = []
+        for r in results:
+            for t in r.turns:
+                if not t.cached and t.error is None:
+                    lat.append(t.latency_ms)
+                for s in t.scores:
+                    if s.error:
+                        scorer_errors += 1
+                    if s.passed is not None:
+                        metrics.setdefault(s.name, []).append(1.0 if s.passed else 0.0)
+        for r in first:
+            for tag in r.tags or ["(untagged)"]:
+                tags.setdefault(tag, []).append(r.passed)
+        n = max(len(by_case), 1)
+        return RunSummary(
+            run_id=datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6],
+            created=datetime.now(UTC),
+            cases_path=cases_path,
+            config_hash=self.tether.settings.config_hash,
+            models={"embedding": self.tether.embedder.model_id, "answerer": self.tether.settings.answer.mode},
+            judge=self.judge.name,
+            repeats=self.options.repeat,
+            cases=len(by_case),
+            passed=sum(1 for r in first if r.passed),
+            errors=sum(1 for r in results if r.error or any(t.error for t in r.turns)),
+            pass_rate=sum(1 for r in first if r.passed) / max(len(first), 1),
+            pass_at_n=sum(1 for v in by_case.values() if any(v)) / n,
+            pass_all_n=sum(1 for v in by_case.values() if all(v)) / n,
+            per_tag={k: sum(v) / len(v) for k, v in sorted(tags.items())},
+            per_metric={k: float(np.mean(v)) for k, v in sorted(metrics.items())},
+            scorer_errors=scorer_errors,
+            latency_p50_ms=float(np.percentile(lat, 50)) if lat else 0.0,
+            latency_p95_ms=float(np.percentile(lat, 95)) if lat else 0.0,
+            cached_turns=sum(1 for r in results for t in r.turns if t.cached),
+            seconds=seconds,
+        )

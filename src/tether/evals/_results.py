@@ -1,0 +1,80 @@
+"""Typed results of an eval run: scores per turn, per case, and the run summary."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from tether.contracts import Answer
+
+
+class Score(BaseModel):
+    """One check of one answer. ``passed`` is None when the check did not apply (``reason`` says why)."""
+
+    name: str
+    scorer: str
+    value: float = 0.0
+    passed: bool | None = None
+    reason: str = ""
+    judge: str | None = Field(None, description="which judge scored (llm_judge metrics only)")
+    error: bool = Field(False, description="the scorer itself failed (e.g. an unparseable judge reply)")
+
+
+class TurnResult(BaseModel):
+    question: str
+    answer: Answer | None = None
+    error: str | None = None
+    latency_ms: float = 0.0
+    model_calls: int = 0
+    tokens: int = 0
+    cached: bool = False
+    scores: list[Score] = Field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and all(s.passed is not False for s in self.scores)
+
+
+class CaseResult(BaseModel):
+    case_id: str
+    repeat: int = 0
+    tags: list[str] = Field(default_factory=list)
+    source: str = ""
+    turns: list[TurnResult] = Field(default_factory=list)
+    error: str | None = None
+    latency_ms: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and bool(self.turns) and all(t.passed for t in self.turns)
+
+
+class RunSummary(BaseModel):
+    run_id: str
+    created: datetime
+    cases_path: str
+    config_hash: str
+    models: dict[str, str]
+    judge: str
+    repeats: int
+    cases: int
+    passed: int
+    errors: int
+    pass_rate: float
+    pass_at_n: float = Field(description="share of cases passing in at least one of the repeats")
+    pass_all_n: float = Field(description="pass^N: share of cases passing in every repeat")
+    per_tag: dict[str, float] = Field(default_factory=dict)
+    per_metric: dict[str, float] = Field(default_factory=dict)
+    scorer_errors: int = 0
+    latency_p50_ms: float = 0.0
+    latency_p95_ms: float = 0.0
+    model_calls: int = 0
+    tokens: int = 0
+    cached_turns: int = 0
+    seconds: float = 0.0
+
+
+class RunReport(BaseModel):
+    summary: RunSummary
+    results: list[CaseResult]
