@@ -357,11 +357,18 @@ def eval_run(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="ask again even if an answer is cached")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="count model calls and tokens; run nothing")] = False,
     tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="only cases with this tag")] = None,
-    baseline: Annotated[str | None, typer.Option(help="run id (or 'latest') to compare against")] = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option(help="run id, 'latest', or a report .json from `tether eval --json` to compare against"),
+    ] = None,
     fail_on_regression: Annotated[
         bool, typer.Option("--fail-on-regression", help="exit 1 if significantly worse than --baseline")
     ] = False,
     report: Annotated[Path | None, typer.Option(help="write the HTML report here")] = None,
+    write_baseline: Annotated[
+        Path | None,
+        typer.Option(help="also write a compact JSON of this run (scores, no answers) to commit as a baseline"),
+    ] = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -389,7 +396,7 @@ def eval_run(
             for k, v in est.model_dump().items():
                 out.print(f"{k:18s} {v}")
         return
-    base = store.load(baseline) if baseline else None
+    base = _load_baseline(store, baseline) if baseline else None
     with Progress(
         TextColumn("[bold]eval"),
         BarColumn(),
@@ -405,6 +412,16 @@ def eval_run(
     from tether.evals._report import write_html_report
 
     write_html_report(result, html_path)
+    if write_baseline is not None:
+        compact = result.model_copy(
+            update={
+                "results": [
+                    r.model_copy(update={"turns": [tr.model_copy(update={"answer": None}) for tr in r.turns]})
+                    for r in result.results
+                ]
+            }
+        )
+        write_baseline.write_text(compact.model_dump_json(indent=1) + "\n", encoding="utf-8")
     comparison = compare_runs(base, result) if base is not None else None
     if as_json:
         data: dict[str, Any] = json.loads(result.model_dump_json())
@@ -420,6 +437,19 @@ def eval_run(
     if fail_on_regression and comparison is not None and comparison.regression:
         err.print("[bold red]regression:[/] significantly worse than the baseline")
         raise typer.Exit(1)
+
+
+def _load_baseline(store: Any, baseline: str) -> Any:
+    """A stored run id (or 'latest'), or a JSON report file written by `tether eval ... --json`."""
+    from tether.evals import RunReport
+
+    p = Path(baseline)
+    if p.suffix == ".json" and p.is_file():
+        try:
+            return RunReport.model_validate_json(p.read_text(encoding="utf-8"))
+        except ValueError as e:
+            raise TetherError(f"{p} is not an eval report written by `tether eval --json` ({e})") from None
+    return store.load(baseline)
 
 
 def _print_run(result: Any, html_path: Path) -> None:

@@ -98,8 +98,8 @@ def _load_file(path: Path) -> list[EvalCase]:
         docs = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise DataError(f"{path}:{where} not valid YAML: {getattr(e, 'problem', None) or e}") from None
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise DataError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', None) or e}") from None
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"cannot read {path}: {e}") from None
     raw: list[Any] = []

@@ -121,13 +121,18 @@ class EvalRunner:
     def _target(self, case: EvalCase) -> Tether:
         return self._contexts.get(case.input.context_docs, self.tether) if case.input.context_docs else self.tether
 
-    def _cache_key(self, target: Tether, question: str) -> str:
-        store = target.store()
-        blob = json.dumps([target.settings.config_hash, str(store.path), store.generation, question])
+    def _cache_key(self, case: EvalCase, question: str) -> str:
+        """Content hash of what decides the answer: settings, the documents, the question."""
+        if case.input.context_docs:
+            source = ["context", self._contexts.key(case.input.context_docs)]
+        else:
+            store = self.tether.store()
+            source = ["index", str(store.path.resolve()), str(store.generation)]
+        blob = json.dumps([self.tether.settings.config_hash, *source, question])
         return hashlib.sha256(blob.encode()).hexdigest()
 
-    def _ask(self, target: Tether, question: str) -> tuple[Answer, bool]:
-        key = self._cache_key(target, question)
+    def _ask(self, case: EvalCase, target: Tether, question: str) -> tuple[Answer, bool]:
+        key = self._cache_key(case, question)
         if self.options.use_cache and self.store is not None:
             hit = self.store.cached(key)
             if hit is not None:
@@ -157,7 +162,7 @@ class EvalRunner:
             for step in case.steps():
                 q0 = time.perf_counter()
                 try:
-                    answer, cached = self._ask(target, step.user)
+                    answer, cached = self._ask(case, target, step.user)
                 except TetherError as e:
                     result.turns.append(TurnResult(question=step.user, error=str(e)))
                     continue
@@ -184,11 +189,12 @@ class EvalRunner:
         cached = 0
         if self.store is not None and self.options.use_cache:
             for c in cases:
-                if c.input.context_docs:
-                    continue
                 for s in c.steps():
-                    if self.store.cached(self._cache_key(self.tether, s.user)) is not None:
-                        cached += 1
+                    try:
+                        hit = self.store.cached(self._cache_key(c, s.user))
+                    except TetherError:  # no index yet: nothing can be cached
+                        hit = None
+                    cached += hit is not None
         return DryRun(
             cases=len(cases),
             repeats=self.options.repeat,

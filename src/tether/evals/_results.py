@@ -33,7 +33,7 @@ class TurnResult(BaseModel):
 
     @property
     def passed(self) -> bool:
-        return self.error is None and all(s.passed is not False for s in self.scores)
+        return self.error is None and all(s.passed is not False and not s.error for s in self.scores)
 
 
 class CaseResult(BaseModel):
