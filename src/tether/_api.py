@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -28,6 +29,7 @@ class Tether:
         self._embedder: OnnxEmbedder | None = None
         self._store: SQLiteStore | None = None
         self._answerer: ExtractiveAnswerer | None = None
+        self._lock = threading.RLock()  # lazy parts are created once, even when asked from threads
 
     @classmethod
     def open(cls, config: str | Path | None = None) -> Tether:
@@ -37,14 +39,16 @@ class Tether:
     # -- parts, loaded lazily ----------------------------------------------------
     @property
     def embedder(self) -> OnnxEmbedder:
-        if self._embedder is None:
-            self._embedder = load_embedder(self.settings.embedding, self.settings.root)
-        return self._embedder
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = load_embedder(self.settings.embedding, self.settings.root)
+            return self._embedder
 
     def store(self, *, create: bool = False) -> SQLiteStore:
-        if self._store is None:
-            self._store = SQLiteStore.open(self.settings.index_path, create=create)
-        return self._store
+        with self._lock:
+            if self._store is None:
+                self._store = SQLiteStore.open(self.settings.index_path, create=create)
+            return self._store
 
     def _searchable_store(self) -> SQLiteStore:
         store = self.store()
@@ -115,11 +119,12 @@ class Tether:
         return answer
 
     def answerer(self) -> ExtractiveAnswerer:
-        if self._answerer is None:
-            self._answerer = ExtractiveAnswerer(
-                self._searchable_store(), self.embedder, self.settings.answer, load_support_model()
-            )
-        return self._answerer
+        with self._lock:
+            if self._answerer is None:
+                self._answerer = ExtractiveAnswerer(
+                    self._searchable_store(), self.embedder, self.settings.answer, load_support_model()
+                )
+            return self._answerer
 
     def stats(self) -> StoreStats:
         return self.store().stats()

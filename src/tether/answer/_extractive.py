@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -61,17 +62,22 @@ class _VectorCache:
         self.embedder = embedder
         self.size = size
         self._d: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def get(self, texts: list[str]) -> npt.NDArray[np.float32]:
-        todo = list(dict.fromkeys(t for t in texts if t not in self._d))
-        if todo:
-            for t, v in zip(todo, self.embedder.embed(todo), strict=True):
-                self._d[t] = v
+        with self._lock:
+            todo = list(dict.fromkeys(t for t in texts if t not in self._d))
+        new = self.embedder.embed(todo) if todo else None  # the model runs outside the lock
+        with self._lock:
+            if new is not None:
+                for t, v in zip(todo, new, strict=True):
+                    self._d[t] = v
+            got = [self._d[t] for t in texts] if texts else []
+            for t in texts:
+                self._d.move_to_end(t)
             while len(self._d) > self.size:
                 self._d.popitem(last=False)
-        for t in texts:
-            self._d.move_to_end(t)
-        return np.stack([self._d[t] for t in texts]) if texts else np.zeros((0, self.embedder.dim), np.float32)
+        return np.stack(got) if got else np.zeros((0, self.embedder.dim), np.float32)
 
 
 class ExtractiveAnswerer:

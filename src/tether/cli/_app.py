@@ -523,6 +523,26 @@ def eval_compare(
         _print_comparison(c)
 
 
+@eval_app.command("from-feedback")
+def eval_from_feedback(
+    feedback: Annotated[Path, typer.Argument(help="feedback records, JSON Lines (see tether.contracts.Feedback)")],
+    out_path: Annotated[Path, typer.Option("--out", help="where to write the draft cases")] = Path(
+        "evals/drafts/from_feedback.yaml"
+    ),
+    as_json: JsonOpt = False,
+) -> None:
+    """Turn thumbs-down feedback into draft eval cases for review (feedback becomes tests)."""
+    from tether.evals._feedback import draft_cases, load_feedback, write_drafts
+
+    records = load_feedback(feedback)
+    drafts = draft_cases(records)
+    write_drafts(drafts, out_path)
+    if as_json:
+        _emit_json({"records": len(records), "drafts": len(drafts), "written": str(out_path)})
+        return
+    out.print(f"{len(drafts)} draft cases from {len(records)} feedback records -> {out_path} (review them)")
+
+
 @eval_app.command("runs")
 def eval_runs(
     limit: Annotated[int, typer.Option(help="how many")] = 20, config: ConfigOpt = None, as_json: JsonOpt = False

@@ -144,3 +144,17 @@ class StoreStats(BaseModel):
     embedding_model: str | None
     dim: int | None
     last_ingest: datetime | None
+
+
+class Feedback(BaseModel):
+    """A user's verdict on one answer (collected by the service; turned into draft eval cases)."""
+
+    question: str
+    answer: str = Field(description="the answer text that was given")
+    rating: Literal["up", "down"]
+    reason: str = ""
+    correction: str | None = Field(None, description="what the answer should have said, if the user knows")
+    expected_abstain: bool | None = Field(None, description="the user says the documents do not answer this")
+    config_hash: str = ""
+    cited_paths: list[str] = Field(default_factory=list)
+    created_at: datetime | None = None

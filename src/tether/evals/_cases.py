@@ -89,6 +89,8 @@ def _format(err: ValidationError) -> str:
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "(case)"
         msg = "unknown field" if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")
+        if loc == "review_note":
+            msg = "this draft case has not been reviewed: check its expectations, then delete review_note"
         parts.append(f"{loc}: {msg}")
     return "; ".join(parts)
 

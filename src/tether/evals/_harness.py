@@ -11,8 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -114,25 +113,41 @@ class EvalRunner:
         self.store = store
         self.options = options or RunOptions()
         self.judge = judge or OfflineSupportJudge()
-        self._contexts = _ContextIndexes(tether.settings)
-        self._answer_lock = threading.Lock()  # the extractive answerer's caches are not thread-safe
+        self._context_indexes: _ContextIndexes | None = None
+        self._started: dict[tuple[str, int], float] = {}
+
+    @property
+    def _contexts(self) -> _ContextIndexes:
+        if self._context_indexes is None:
+            self._context_indexes = _ContextIndexes(self.tether.settings)
+        return self._context_indexes
+
+    def close(self) -> None:
+        """Remove the temporary indexes of context_docs cases."""
+        if self._context_indexes is not None:
+            self._context_indexes.close()
+            self._context_indexes = None
 
     # -- one question --------------------------------------------------------------
     def _target(self, case: EvalCase) -> Tether:
         return self._contexts.get(case.input.context_docs, self.tether) if case.input.context_docs else self.tether
 
-    def _cache_key(self, case: EvalCase, question: str) -> str:
-        """Content hash of what decides the answer: settings, the documents, the question."""
+    def _cache_key(self, case: EvalCase, question: str, repeat: int = 0) -> str:
+        """Content hash of what decides the answer: settings, the documents, the question, the repeat.
+
+        Each repeat is its own sample (so pass^N means something with a sampling model), and a re-run
+        of an unchanged set finds every repeat cached.
+        """
         if case.input.context_docs:
             source = ["context", self._contexts.key(case.input.context_docs)]
         else:
             store = self.tether.store()
             source = ["index", str(store.path.resolve()), str(store.generation)]
-        blob = json.dumps([self.tether.settings.config_hash, *source, question])
+        blob = json.dumps([self.tether.settings.config_hash, *source, question, repeat])
         return hashlib.sha256(blob.encode()).hexdigest()
 
-    def _ask(self, case: EvalCase, target: Tether, question: str) -> tuple[Answer, bool]:
-        key = self._cache_key(case, question)
+    def _ask(self, case: EvalCase, target: Tether, question: str, repeat: int) -> tuple[Answer, bool]:
+        key = self._cache_key(case, question, repeat)
         if self.options.use_cache and self.store is not None:
             hit = self.store.cached(key)
             if hit is not None:
@@ -140,8 +155,7 @@ class EvalRunner:
         delay = 0.5
         for attempt in range(self.options.retries + 1):
             try:
-                with self._answer_lock:
-                    answer = target.ask(question)
+                answer = target.ask(question)
                 break
             except TransientError:
                 if attempt == self.options.retries:
@@ -152,7 +166,12 @@ class EvalRunner:
             self.store.cache(key, answer)
         return answer, False
 
+    def run_case(self, case: EvalCase, repeat: int = 0) -> CaseResult:
+        """Ask and score one case (what a pytest test per case calls; see docs/evals.md)."""
+        return self._run_case(case, repeat)
+
     def _run_case(self, case: EvalCase, repeat: int) -> CaseResult:
+        self._started[(case.id, repeat)] = time.monotonic()
         t0 = time.perf_counter()
         result = CaseResult(case_id=case.id, repeat=repeat, tags=case.tags, source=case.source)
         try:
@@ -162,7 +181,7 @@ class EvalRunner:
             for step in case.steps():
                 q0 = time.perf_counter()
                 try:
-                    answer, cached = self._ask(case, target, step.user)
+                    answer, cached = self._ask(case, target, step.user, repeat)
                 except TetherError as e:
                     result.turns.append(TurnResult(question=step.user, error=str(e)))
                     continue
@@ -211,14 +230,22 @@ class EvalRunner:
         t0 = time.perf_counter()
         jobs = [(c, r) for r in range(self.options.repeat) for c in cases]
         results: list[CaseResult] = []
-        with ThreadPoolExecutor(max_workers=max(1, self.options.concurrency)) as pool:
-            futures: list[tuple[EvalCase, int, Future[CaseResult]]] = [
-                (c, r, pool.submit(self._run_case, c, r)) for c, r in jobs
-            ]
-            for n, (c, r, f) in enumerate(futures, 1):
-                try:
-                    results.append(f.result(timeout=self.options.timeout_s))
-                except FutureTimeout:
+        self._started.clear()
+        pool = ThreadPoolExecutor(max_workers=max(1, self.options.concurrency))
+        pending: dict[Future[CaseResult], tuple[EvalCase, int]] = {
+            pool.submit(self._run_case, c, r): (c, r) for c, r in jobs
+        }
+        while pending:
+            done, _ = wait(pending, timeout=0.05, return_when=FIRST_COMPLETED)
+            for f in done:
+                results.append(f.result())
+                del pending[f]
+            now = time.monotonic()
+            for f, (c, r) in list(pending.items()):
+                started = self._started.get((c.id, r))
+                if started is not None and now - started > self.options.timeout_s:
+                    f.cancel()  # it keeps running in its thread; its result is ignored
+                    del pending[f]
                     results.append(
                         CaseResult(
                             case_id=c.id,
@@ -228,9 +255,12 @@ class EvalRunner:
                             error=f"timed out after {self.options.timeout_s:g}s",
                         )
                     )
-                if progress is not None:
-                    progress(n, len(futures))
-        self._contexts.close()
+            if progress is not None and done:
+                progress(len(results), len(jobs))
+        pool.shutdown(wait=False, cancel_futures=True)
+        order = {c.id: i for i, c in enumerate(cases)}
+        results.sort(key=lambda r: (r.repeat, order[r.case_id]))
+        self.close()
         report = RunReport(summary=self._summarise(results, cases_path, time.perf_counter() - t0), results=results)
         if self.store is not None:
             self.store.save(report)

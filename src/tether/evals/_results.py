@@ -49,6 +49,19 @@ class CaseResult(BaseModel):
     def passed(self) -> bool:
         return self.error is None and bool(self.turns) and all(t.passed for t in self.turns)
 
+    def explain(self) -> str:
+        """Why the case failed, one line per failed check (for assertion messages)."""
+        lines = [f"case {self.case_id}: error: {self.error}"] if self.error else []
+        for t in self.turns:
+            if t.error:
+                lines.append(f"{t.question!r}: error: {t.error}")
+            for s in t.scores:
+                if s.passed is False or s.error:
+                    lines.append(f"{t.question!r}: {s.name}: {s.reason}")
+            if t.answer is not None and not t.passed:
+                lines.append(f"  answer: {t.answer.text[:300]}")
+        return "\n".join(lines) or f"case {self.case_id}: passed"
+
 
 class RunSummary(BaseModel):
     run_id: str

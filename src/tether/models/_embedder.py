@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import threading
 from pathlib import Path
 from typing import NamedTuple, Protocol, runtime_checkable
 
@@ -80,8 +81,14 @@ class OnnxEmbedder:
         self._session: object | None = None
         self._tokenizer: object | None = None
         self._input_names: set[str] = set()
+        self._load_lock = threading.Lock()
 
     def _load(self) -> None:
+        with self._load_lock:
+            if self._session is None:
+                self._load_unlocked()
+
+    def _load_unlocked(self) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
