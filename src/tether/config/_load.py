@@ -53,6 +53,16 @@ answer:
   max_sentences: 2
   threshold: null               # support threshold; null = the value calibrated on SQuAD 2.0 (see README)
   not_found_text: Not in the documents.
+
+llm:                            # an OpenAI-compatible model server (vLLM, llama.cpp, Ollama, hosted)
+  url: null                     # e.g. http://127.0.0.1:8080/v1; env TETHER_LLM_URL wins; null = offline
+  model: null                   # env TETHER_LLM_MODEL wins
+  api_key_env: TETHER_LLM_API_KEY
+  timeout_s: 60
+  retries: 2                    # on timeouts, 429 and 5xx, with backoff and jitter
+
+evals:
+  judge: auto                   # llm_judge metrics: auto (the LLM if configured, else offline), offline, llm
 """
 
 

@@ -73,6 +73,20 @@ class AnswerSettings(_Strict):
     not_found_text: str = "Not in the documents."
 
 
+class LLMSettings(_Strict):
+    url: str | None = Field(None, description="OpenAI-compatible server (env TETHER_LLM_URL wins); null = none")
+    model: str | None = Field(None, description="model name on that server (env TETHER_LLM_MODEL wins)")
+    api_key_env: str = Field("TETHER_LLM_API_KEY", description="environment variable that holds the API key")
+    timeout_s: float = Field(60.0, gt=0)
+    retries: int = Field(2, ge=0, le=10)
+
+
+class EvalSettings(_Strict):
+    judge: Literal["auto", "offline", "llm"] = Field(
+        "auto", description="llm_judge metrics: auto = the LLM if one is configured, else the offline checker"
+    )
+
+
 class Settings(_Strict):
     """All of tether.yaml. Unknown keys are errors, so a typo never silently does nothing."""
 
@@ -82,6 +96,8 @@ class Settings(_Strict):
     embedding: EmbeddingSettings = EmbeddingSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     answer: AnswerSettings = AnswerSettings()
+    llm: LLMSettings = LLMSettings()
+    evals: EvalSettings = EvalSettings()
 
     _root: Path = PrivateAttr(default_factory=Path.cwd)
 

@@ -24,8 +24,9 @@ from tether.config import Settings
 from tether.contracts import Answer
 from tether.errors import TetherError, TransientError
 from tether.evals._cases import EvalCase
+from tether.evals._llm_judge import LLMJudge, choose_judge
 from tether.evals._results import CaseResult, RunReport, RunSummary, TurnResult
-from tether.evals._scorers import Judge, OfflineSupportJudge, ScoreContext, score_answer
+from tether.evals._scorers import Judge, ScoreContext, score_answer
 from tether.evals._store import EvalStore
 
 Progress = Callable[[int, int], None]
@@ -112,7 +113,7 @@ class EvalRunner:
         self.tether = tether
         self.store = store
         self.options = options or RunOptions()
-        self.judge = judge or OfflineSupportJudge()
+        self.judge = judge or choose_judge(tether.settings)
         self._context_indexes: _ContextIndexes | None = None
         self._started: dict[tuple[str, int], float] = {}
 
@@ -214,16 +215,22 @@ class EvalRunner:
                     except TetherError:  # no index yet: nothing can be cached
                         hit = None
                     cached += hit is not None
+        judged = (
+            sum(len(c.steps()) for c in cases if "llm_judge" in c.scoring.values()) * self.options.repeat
+            if isinstance(self.judge, LLMJudge)
+            else 0
+        )
         return DryRun(
             cases=len(cases),
             repeats=self.options.repeat,
             questions=questions,
-            llm_calls=0,
-            estimated_tokens=0,
+            llm_calls=judged,
+            estimated_tokens=judged * 700,  # sources window + answer + instructions, measured order of magnitude
             embedding_calls=questions - cached * self.options.repeat,
             cached_questions=cached,
             context_indexes=len(contexts),
-            note="answer.mode is extractive: no LLM calls; embedding runs locally",
+            note="answers are extractive (no LLM); "
+            + (f"judge {self.judge.name}: one call per llm_judge metric" if judged else "judge runs offline"),
         )
 
     def run(self, cases: list[EvalCase], cases_path: str, progress: Progress | None = None) -> RunReport:
@@ -308,5 +315,7 @@ class EvalRunner:
             latency_p50_ms=float(np.percentile(lat, 50)) if lat else 0.0,
             latency_p95_ms=float(np.percentile(lat, 95)) if lat else 0.0,
             cached_turns=sum(1 for r in results for t in r.turns if t.cached),
+            tokens=sum(sc.tokens for r in results for t in r.turns for sc in t.scores),
+            model_calls=sum(1 for r in results for t in r.turns for sc in t.scores if sc.tokens),
             seconds=seconds,
         )

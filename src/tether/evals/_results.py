@@ -19,6 +19,7 @@ class Score(BaseModel):
     reason: str = ""
     judge: str | None = Field(None, description="which judge scored (llm_judge metrics only)")
     error: bool = Field(False, description="the scorer itself failed (e.g. an unparseable judge reply)")
+    tokens: int = Field(0, description="model tokens the scorer spent (LLM judge)")
 
 
 class TurnResult(BaseModel):

@@ -1,5 +1,15 @@
 """Model protocols and their offline backends."""
 
 from tether.models._embedder import Embedder, OnnxEmbedder, TokenVectors, load_embedder
+from tether.models._generator import Completion, Generator, Message, OpenAICompatGenerator
 
-__all__ = ["Embedder", "OnnxEmbedder", "TokenVectors", "load_embedder"]
+__all__ = [
+    "Completion",
+    "Embedder",
+    "Generator",
+    "Message",
+    "OnnxEmbedder",
+    "OpenAICompatGenerator",
+    "TokenVectors",
+    "load_embedder",
+]

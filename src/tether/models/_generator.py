@@ -1,0 +1,122 @@
+"""The Generator protocol and its OpenAI-compatible HTTP backend (vLLM, llama.cpp server, Ollama, hosted APIs).
+
+This is the chat-completion core that judges and (with issue 4) answer generation run through: timeouts,
+retries with backoff and jitter on transient failures, and exact errors for 401/404/429/5xx/unreachable
+servers and malformed replies.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any, Literal, Protocol
+
+import httpx
+from pydantic import BaseModel
+
+from tether.errors import ModelError, TransientError
+
+
+class Message(BaseModel):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Completion(BaseModel):
+    text: str
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Generator(Protocol):
+    """Turns chat messages into a completion."""
+
+    model_id: str
+
+    def complete(
+        self, messages: list[Message], *, json_schema: dict[str, Any] | None = None, max_tokens: int = 512
+    ) -> Completion: ...
+
+
+class OpenAICompatGenerator:
+    """Chat completions over HTTP against any OpenAI-compatible server."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        timeout_s: float = 60.0,
+        retries: int = 2,
+        temperature: float = 0.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        if not self.base_url.endswith("/v1"):
+            self.base_url += "/v1"
+        self.model_id = model
+        self.retries = retries
+        self.temperature = temperature
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(timeout=timeout_s, headers=headers, transport=transport)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def complete(
+        self, messages: list[Message], *, json_schema: dict[str, Any] | None = None, max_tokens: int = 512
+    ) -> Completion:
+        body: dict[str, Any] = {
+            "model": self.model_id,
+            "messages": [m.model_dump() for m in messages],
+            "temperature": self.temperature,
+            "max_tokens": max_tokens,
+        }
+        if json_schema is not None:
+            body["response_format"] = {"type": "json_object", "schema": json_schema}
+        delay = 0.5
+        for attempt in range(self.retries + 1):
+            try:
+                return self._once(body)
+            except TransientError:
+                if attempt == self.retries:
+                    raise
+                time.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter, not crypto
+                delay *= 2
+        raise AssertionError("unreachable")
+
+    def _once(self, body: dict[str, Any]) -> Completion:
+        url = f"{self.base_url}/chat/completions"
+        try:
+            r = self._client.post(url, json=body)
+        except httpx.TimeoutException:
+            raise TransientError(f"model server at {self.base_url} timed out") from None
+        except httpx.TransportError as e:
+            raise TransientError(f"model server at {self.base_url} is unreachable ({e})") from None
+        if r.status_code == 401:
+            raise ModelError(f"{self.base_url} refused the API key (401); set TETHER_LLM_API_KEY")
+        if r.status_code == 404:
+            raise ModelError(
+                f"{url} not found (404): is this an OpenAI-compatible server, and is model "
+                f"{self.model_id!r} served there?"
+            )
+        if r.status_code == 429 or r.status_code >= 500:
+            raise TransientError(f"model server answered {r.status_code}: {r.text[:200]}")
+        if r.status_code >= 400:
+            raise ModelError(f"model server answered {r.status_code}: {r.text[:300]}")
+        try:
+            data = r.json()
+            text = data["choices"][0]["message"]["content"]
+            usage = data.get("usage") or {}
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise ModelError(f"malformed reply from {url}: {r.text[:200]!r}") from None
+        if not isinstance(text, str):
+            raise ModelError(f"malformed reply from {url}: message content is not text")
+        return Completion(
+            text=text,
+            model=str(data.get("model") or self.model_id),
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+        )
