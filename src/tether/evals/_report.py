@@ -96,6 +96,7 @@ def _case_html(r: CaseResult) -> str:
 def render_html(report: RunReport) -> str:
     s = report.summary
     lat = [t.latency_ms for r in report.results for t in r.turns if not t.cached and t.error is None]
+    support = [t.answer.support * 100 for r in report.results for t in r.turns if t.answer is not None]
     head = (
         f"<h1>Tether eval run <code>{escape(s.run_id)}</code></h1>"
         f"<p>{s.cases} cases from <code>{escape(s.cases_path)}</code> · config <code>{escape(s.config_hash)}</code>"
@@ -109,6 +110,7 @@ def render_html(report: RunReport) -> str:
         '<div class="grid">'
         + _bars("Pass rate by tag", s.per_tag)
         + _bars("Pass rate by metric", s.per_metric)
+        + _histogram("Answer support scores (x100)", support)
         + _histogram("Answer latency (ms, uncached)", lat)
         + "</div>"
     )
