@@ -58,6 +58,14 @@ ConfigOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON on stdout")]
 
 
+def _progress(label: str, *, disable: bool, detail: bool = False) -> Progress:
+    """A transient progress bar on stderr (hidden for --json and when stderr is not a terminal)."""
+    columns = [TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+    if detail:
+        columns.append(TextColumn("{task.description}"))
+    return Progress(*columns, console=err, disable=disable, transient=True)
+
+
 def _emit_json(obj: Any) -> None:
     text = obj.model_dump_json(indent=2) if isinstance(obj, BaseModel) else json.dumps(obj, indent=2, default=str)
     sys.stdout.write(text + "\n")
@@ -107,16 +115,7 @@ def ingest(
     removed. Files that cannot be read or parsed are skipped with a one-line reason."""
     t = Tether.open(config)
     show = not (quiet or as_json) and err.is_terminal
-    with Progress(
-        TextColumn("[bold]ingest"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.description}"),
-        console=err,
-        disable=not show,
-        transient=True,
-    ) as bar:
+    with _progress("[bold]ingest", disable=not show, detail=True) as bar:
         task = bar.add_task("", total=None)
 
         def progress(done: int, total: int, path: str) -> None:
@@ -253,15 +252,7 @@ def eval_retrieval(
     bad = [m for m in wanted if m not in ("lexical", "dense", "hybrid")]
     if bad:
         raise TetherError(f"--modes: unknown mode(s) {', '.join(bad)}; use lexical, dense, hybrid")
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        disable=as_json or not err.is_terminal,
-        transient=True,
-    ) as bar:
+    with _progress("[bold]{task.description}", disable=as_json or not err.is_terminal) as bar:
         tasks: dict[str, Any] = {}
 
         def progress(stage: str, done: int, total: int) -> None:
@@ -309,15 +300,7 @@ def demo(
     t = Tether.open(cfg)
     if not as_json:
         out.print(f"[bold]1. ingest[/] {n} topics of the Python reference manual from pydoc_data into {folder}/")
-    with Progress(
-        TextColumn("[bold]ingest"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        disable=as_json or not err.is_terminal,
-        transient=True,
-    ) as bar:
+    with _progress("[bold]ingest", disable=as_json or not err.is_terminal) as bar:
         task = bar.add_task("", total=None)
         summary = t.ingest([corpus], progress=lambda d, total, _p: bar.update(task, completed=d, total=total))
     answers = [t.ask(q) for q in DEMO_QUESTIONS]
@@ -397,15 +380,7 @@ def eval_run(
                 out.print(f"{k:18s} {v}")
         return
     base = _load_baseline(store, baseline) if baseline else None
-    with Progress(
-        TextColumn("[bold]eval"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        disable=as_json or not err.is_terminal,
-        transient=True,
-    ) as bar:
+    with _progress("[bold]eval", disable=as_json or not err.is_terminal) as bar:
         task = bar.add_task("", total=len(cases) * repeat)
         result = runner.run(cases, str(path), progress=lambda d, n: bar.update(task, completed=d, total=n))
     html_path = report or (t.settings.root / ".tether" / "reports" / f"{result.summary.run_id}.html")

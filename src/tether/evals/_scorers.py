@@ -212,6 +212,17 @@ class Judge:
     def faithfulness(self, a: Answer, ctx: ScoreContext) -> Score:
         raise NotImplementedError
 
+    def abstained(self) -> Score:
+        """An abstention claims nothing, so it is faithful by definition (no judge call is spent)."""
+        return Score(
+            name="faithfulness",
+            scorer="llm_judge",
+            value=1.0,
+            passed=True,
+            reason="abstained: no claims",
+            judge=self.name,
+        )
+
 
 class OfflineSupportJudge(Judge):
     """The judge used when no LLM is configured.
