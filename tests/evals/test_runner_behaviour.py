@@ -32,7 +32,7 @@ CASES_YAML = """
 @pytest.fixture(scope="module")
 def tether_answering_all(tmp_path_factory: pytest.TempPathFactory) -> Tether:
     root = tmp_path_factory.mktemp("t")
-    settings = Settings.model_validate({"answer": {"threshold": 0.3}}).with_root(root)
+    settings = Settings.model_validate({"answer": {"threshold": 0.1}}).with_root(root)
     return Tether(settings)
 
 
@@ -170,3 +170,30 @@ def test_a_malformed_feedback_line_is_named(tmp_path: Path) -> None:
     src.write_text(json.dumps({"question": "q", "answer": "a", "rating": "meh"}) + "\n")
     with pytest.raises(DataError, match=r"fb\.jsonl:1: not a feedback record"):
         load_feedback(src)
+
+
+def test_a_multi_turn_case_scores_every_turn_against_its_own_expectations(
+    tether_answering_all: Tether, tmp_path: Path
+) -> None:
+    p = tmp_path / "chat.yaml"
+    p.write_text(
+        """
+id: chat
+input:
+  context_docs:
+    - "The Orinoco ferry leaves the north pier at seven. Tickets are sold at the harbour office."
+  turns:
+    - user: "Where does the Orinoco ferry leave from?"
+      expected: {must_include: ["north pier"]}
+    - user: "Where are ferry tickets sold?"
+      expected: {must_include: ["harbour office"]}
+    - user: "How long should sourdough bread rise?"
+      expected: {expect_abstain: true}
+""",
+        encoding="utf-8",
+    )
+    (case,) = load_cases(p)
+    result = EvalRunner(tether_answering_all).run_case(case)
+    assert [t.question for t in result.turns] == [s.user for s in case.steps()]
+    assert [t.passed for t in result.turns] == [True, True, True], result.explain()
+    assert {s.name for s in result.turns[2].scores} >= {"abstention"}
