@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import inspect
 import re
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_type_hints
+from typing import Any, Literal, get_type_hints, overload
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
@@ -88,10 +89,17 @@ class Tool:
         except ValidationError as e:
             raise ToolValidationError(self.name, "result", _feedback(e)) from None
 
-    def call(self, raw: dict[str, Any]) -> Any:
+    @property
+    def takes_idempotency_key(self) -> bool:
+        """The tool dedupes its own side effect by a key the orchestrator passes on every retry."""
+        return "idempotency_key" in inspect.signature(self.fn).parameters
+
+    def call(self, raw: dict[str, Any], idempotency_key: str | None = None) -> Any:
         """Validate arguments, run, validate the result."""
-        args = self.validate_args(raw)
-        return self.validate_result(self.fn(**dict(args)))
+        args = dict(self.validate_args(raw))
+        if self.takes_idempotency_key:
+            args["idempotency_key"] = idempotency_key or uuid.uuid4().hex
+        return self.validate_result(self.fn(**args))
 
     def run_preview(self, raw: dict[str, Any]) -> Any:
         """The dry run of a tool that declares one (what would happen), with validated arguments."""
@@ -100,13 +108,33 @@ class Tool:
         return self.preview(**dict(self.validate_args(raw)))
 
 
+@overload
+def tool(
+    fn: Callable[..., Any],
+    *,
+    effects: tuple[Effect, ...] | list[Effect] = ...,
+    name: str | None = ...,
+    preview: Callable[..., Any] | None = ...,
+) -> Tool: ...
+
+
+@overload
+def tool(
+    fn: None = None,
+    *,
+    effects: tuple[Effect, ...] | list[Effect] = ...,
+    name: str | None = ...,
+    preview: Callable[..., Any] | None = ...,
+) -> Callable[[Callable[..., Any]], Tool]: ...
+
+
 def tool(
     fn: Callable[..., Any] | None = None,
     *,
     effects: tuple[Effect, ...] | list[Effect] = ("read",),
     name: str | None = None,
     preview: Callable[..., Any] | None = None,
-) -> Any:
+) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Make a typed tool from a plain function (usable as ``@tool`` or ``@tool(effects=[...])``).
 
     Args:
@@ -134,6 +162,8 @@ def tool(
         docs = _param_docs(inspect.getdoc(f) or "")
         fields: dict[str, Any] = {}
         for p in inspect.signature(f).parameters.values():
+            if p.name == "idempotency_key":  # supplied by the orchestrator, never by the model
+                continue
             if p.name not in hints:
                 raise TypeError(f"tool {f.__name__}: parameter {p.name!r} needs a type hint")
             default = ... if p.default is inspect.Parameter.empty else p.default
