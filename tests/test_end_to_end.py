@@ -219,3 +219,18 @@ def test_search_on_a_missing_index_says_to_run_tether_ingest(tmp_path: Path) -> 
     config.write_text("index:\n  path: nothing/here.db\n", encoding="utf-8")
     with Tether.open(config) as t, pytest.raises(IndexMissingError, match="run `tether ingest"):
         t.search("break")
+
+
+def test_answers_go_to_the_audit_log_when_enabled(tmp_path: Path) -> None:
+    from tether import Tether
+    from tether.guard import verify_file
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "ferry.txt").write_text("The Orinoco ferry leaves the north pier at seven every morning.\n")
+    (tmp_path / "tether.yaml").write_text("audit: {enabled: true}\n")
+    with Tether.open(tmp_path / "tether.yaml") as t:
+        t.ingest([tmp_path / "docs"])
+        t.ask("When does the Orinoco ferry leave?")
+        t.ask("How do I bake bread?")
+    report = verify_file(tmp_path / ".tether" / "audit.db")
+    assert report.ok and report.entries == 2

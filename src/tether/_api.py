@@ -116,7 +116,26 @@ class Tether:
         ]
         answer = self.answerer().answer(question, hits, qvec, config_hash=self.settings.config_hash, trace=trace)
         answer.trace.append(TraceEvent(stage="total", ms=(time.perf_counter() - t0) * 1000))
+        if self.settings.audit.enabled:
+            self._audit_answer(answer)
         return answer
+
+    def _audit_answer(self, answer: Answer) -> None:
+        from tether.guard import AuditLog
+
+        path = Path(self.settings.audit.path)
+        with AuditLog.open(path if path.is_absolute() else self.settings.root / path) as log:
+            log.append(
+                "answer",
+                "tether",
+                {
+                    "question": answer.question,
+                    "abstained": answer.abstained,
+                    "support": round(answer.support, 4),
+                    "citations": [{"path": c.path, "start": c.start, "end": c.end} for c in answer.citations],
+                },
+                self.settings.config_hash,
+            )
 
     def answerer(self) -> ExtractiveAnswerer:
         with self._lock:

@@ -100,10 +100,26 @@ def test_policy_approval_sees_the_preview_and_a_no_stops_before_the_side_effect(
     assert orch2.run(plan(("record_expense", {"employee": "E-2", "amount": 900}))).status == "done"
 
 
-def test_irreversible_tools_always_need_a_human(tmp_path: Path) -> None:
-    orch, _ = orchestrator(tmp_path, FINANCE)  # no policy, no approver
+def test_irreversible_tools_always_need_a_human_and_can_be_approved_by_api(tmp_path: Path) -> None:
+    orch, ledger = orchestrator(tmp_path, FINANCE)  # no policy; no approver callback: the API path
+    rec = orch.run(plan(("pay_out", {"entry_id": 1, "iban": "DE00"}), ("budget_left", {"employee": "E-1"})))
+    assert rec.status == "awaiting_approval"
+    assert [s.status for s in rec.steps] == ["awaiting_approval", "pending"]
+    assert "irreversible" in rec.steps[0].detail
+    assert orch.resume(rec.run_id).status == "awaiting_approval"  # nothing moves until someone decides
+    done = orch.decide(rec.run_id, 1, approved=True, by="manager:cara")
+    assert done.status == "done" and [s.status for s in done.steps] == ["done", "done"]
+    kinds = [(e.kind, e.payload.get("approver")) for e in AuditLog.open(tmp_path / "audit.db").entries()]
+    assert ("approval", "manager:cara") in kinds
+
+
+def test_an_api_denial_stops_the_run_before_the_side_effect(tmp_path: Path) -> None:
+    orch, ledger = orchestrator(tmp_path, FINANCE)
     rec = orch.run(plan(("pay_out", {"entry_id": 1, "iban": "DE00"})))
-    assert rec.steps[0].status == "denied" and "irreversible" in rec.steps[0].detail
+    stopped = orch.decide(rec.run_id, 1, approved=False, by="manager:cara")
+    assert stopped.status == "stopped" and stopped.steps[0].status == "denied"
+    with sqlite3.connect(ledger) as c:
+        assert c.execute("SELECT COUNT(*) FROM payouts").fetchone()[0] == 0
 
 
 def test_invalid_arguments_fail_the_step_with_structured_feedback(tmp_path: Path) -> None:
@@ -176,3 +192,21 @@ def test_a_run_killed_mid_way_resumes_without_repeating_finished_steps(tmp_path:
     rows = ledger_rows(ledger)
     assert [r[1] for r in rows] == [f"E-{i}" for i in range(1, 7)]  # each once, in order
     assert json.dumps([s.status for s in rec.steps]) == json.dumps(["done"] * 6)
+
+
+def test_an_llm_planner_gets_feedback_on_an_invalid_plan_and_its_fixed_plan_runs(
+    tmp_path: Path, model_server: Any
+) -> None:
+    from tether.models import OpenAICompatGenerator
+    from tether.tools._orchestrator import LLMPlanner
+
+    bad = {"steps": [{"tool": "wire_money", "args": {}}, {"tool": "budget_left", "args": {"employe": "E-1"}}]}
+    good = {"steps": [{"tool": "budget_left", "args": {"employee": "E-1"}, "why": "check first"}]}
+    model_server.script = [model_server.reply(json.dumps(bad)), model_server.reply(json.dumps(good))]
+    orch, _ = orchestrator(tmp_path, CLERK)
+    planner = LLMPlanner(OpenAICompatGenerator(model_server.url, "planner"))
+    p = planner.plan("how much budget does E-1 have left?", list(orch.tools.values()))
+    assert [s.tool for s in p.steps] == ["budget_left"]
+    feedback = model_server.requests[1]["messages"][-1]["content"]
+    assert "unknown tool 'wire_money'" in feedback and "employee" in feedback
+    assert orch.run(p).steps[0].result == 2000.0

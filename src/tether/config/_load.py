@@ -63,6 +63,10 @@ llm:                            # an OpenAI-compatible model server (vLLM, llama
 
 evals:
   judge: auto                   # llm_judge metrics: auto (the LLM if configured, else offline), offline, llm
+
+audit:
+  enabled: false                # true: every answer goes to the hash-chained audit log (`tether audit verify`)
+  path: .tether/audit.db
 """
 
 

@@ -87,6 +87,11 @@ class EvalSettings(_Strict):
     )
 
 
+class AuditSettings(_Strict):
+    enabled: bool = Field(False, description="append every answer to the hash-chained audit log")
+    path: str = Field(".tether/audit.db", description="audit log file, relative to tether.yaml")
+
+
 class Settings(_Strict):
     """All of tether.yaml. Unknown keys are errors, so a typo never silently does nothing."""
 
@@ -98,6 +103,7 @@ class Settings(_Strict):
     answer: AnswerSettings = AnswerSettings()
     llm: LLMSettings = LLMSettings()
     evals: EvalSettings = EvalSettings()
+    audit: AuditSettings = AuditSettings()
 
     _root: Path = PrivateAttr(default_factory=Path.cwd)
 

@@ -27,7 +27,7 @@ from tether.tools._permissions import CallerProfile, check_permission
 from tether.tools._policy import Policy, PolicyContext
 from tether.tools._schema import Tool, ToolValidationError
 
-StepStatus = Literal["pending", "done", "refused", "denied", "failed"]
+StepStatus = Literal["pending", "awaiting_approval", "approved", "done", "refused", "denied", "failed"]
 RunStatus = Literal["running", "done", "stopped", "awaiting_approval"]
 IDEMPOTENCY_PARAM = "idempotency_key"
 
@@ -213,9 +213,15 @@ class Orchestrator:
         for st in rec.steps:
             if st.status == "done":
                 continue
-            if st.status != "pending":
+            if st.status == "awaiting_approval":
+                self._set_run(run_id, "awaiting_approval", f"step {st.n} ({st.tool}) awaits approval")
+                return self.load(run_id)
+            if st.status not in ("pending", "approved"):
                 break
             outcome = self._execute(run_id, st)
+            if outcome == "awaiting_approval":
+                self._set_run(run_id, "awaiting_approval", f"step {st.n} ({st.tool}) awaits approval: {st.detail}")
+                return self.load(run_id)
             if outcome != "done":
                 self._set_run(
                     run_id, "stopped", f"step {st.n} ({st.tool}) {outcome}: {self.load(run_id).steps[st.n - 1].detail}"
@@ -256,8 +262,17 @@ class Orchestrator:
             preview = tool.run_preview(st.args)
             self._set_step(run_id, st.n, preview=preview)
             self._audit("preview", {"run_id": run_id, "step": st.n, "tool": tool.name, "preview": preview})
+        if needs_approval and st.status == "approved":  # decided earlier through the API
+            return self._apply(run_id, st, tool, note=f"approved ({reason}); ")
         if needs_approval:
-            approved = self.approver is not None and self.approver(step, tool, preview, reason)
+            if self.approver is None:  # approval by API call: park the run until someone decides
+                self._set_step(run_id, st.n, status="awaiting_approval", detail=reason)
+                self._audit(
+                    "approval_requested",
+                    {"run_id": run_id, "step": st.n, "tool": tool.name, "reason": reason, "preview": preview},
+                )
+                return "awaiting_approval"
+            approved = self.approver(step, tool, preview, reason)
             self._audit(
                 "approval",
                 {
@@ -266,13 +281,27 @@ class Orchestrator:
                     "tool": tool.name,
                     "approved": approved,
                     "reason": reason,
-                    "approver": "callback" if self.approver else "none",
+                    "approver": "callback",
                 },
             )
             if not approved:
                 return self._stop(run_id, st, "denied", f"not approved ({reason})", "refusal")
             return self._apply(run_id, st, tool, note=f"approved ({reason}); ")
         return self._apply(run_id, st, tool)
+
+    def decide(self, run_id: str, n: int, approved: bool, by: str) -> RunRecord:
+        """Answer a parked approval request (the API path), then carry on with the run if approved."""
+        rec = self.load(run_id)
+        st = next((s for s in rec.steps if s.n == n), None)
+        if st is None or st.status != "awaiting_approval":
+            raise TetherError(f"run {run_id} step {n} is not awaiting approval")
+        self._audit("approval", {"run_id": run_id, "step": n, "tool": st.tool, "approved": approved, "approver": by})
+        if not approved:
+            self._stop(run_id, st, "denied", f"not approved by {by}", "refusal")
+            self._set_run(run_id, "stopped", f"step {n} ({st.tool}) denied by {by}")
+            return self.load(run_id)
+        self._set_step(run_id, n, status="approved", detail=f"approved by {by}")
+        return self.resume(run_id)
 
     def _apply(self, run_id: str, st: StepRecord, tool: Tool, note: str = "") -> StepStatus:
         args = dict(tool.validate_args(st.args))
@@ -323,3 +352,68 @@ class Orchestrator:
         if self.on_event is not None:
             self.on_event(status, self.load(run_id).steps[st.n - 1])
         return status
+
+
+_PLANNER_SYSTEM = (
+    "You plan tool calls. Given a goal and the tools (JSON schemas), reply with JSON only: "
+    '{"steps": [{"tool": "<name>", "args": {...}, "why": "<short reason>"}]}. Use only the listed tools '
+    "and only their parameters."
+)
+
+
+class LLMPlanner:
+    """A planner that asks a model (through the Generator protocol) for numbered steps.
+
+    The plan is checked before anything runs: unknown tools and invalid arguments go back to the model
+    as structured feedback, once; a plan still invalid after that is an error.
+    """
+
+    def __init__(self, generator: Any, *, attempts: int = 2) -> None:
+        self.generator = generator
+        self.attempts = attempts
+
+    def plan(self, goal: str, tools: list[Tool]) -> Plan:
+        from tether.models import Message
+
+        by_name = {t.name: t for t in tools}
+        messages = [
+            Message(role="system", content=_PLANNER_SYSTEM),
+            Message(
+                role="user",
+                content=f"Goal: {goal}\n\nTools:\n" + json.dumps([t.json_schema() for t in tools], indent=1),
+            ),
+        ]
+        problems: list[str] = []
+        for _ in range(self.attempts):
+            reply = self.generator.complete(messages, json_schema={"type": "object"}, max_tokens=800)
+            problems = []
+            try:
+                raw = json.loads(reply.text)
+                steps = [
+                    Step(n=i, tool=s["tool"], args=s.get("args") or {}, why=s.get("why", ""))
+                    for i, s in enumerate(raw["steps"], 1)
+                ]
+            except (ValueError, KeyError, TypeError) as e:
+                problems.append(f"reply is not a plan ({e})")
+                steps = []
+            for s in steps:
+                t = by_name.get(s.tool)
+                if t is None:
+                    problems.append(f"step {s.n}: unknown tool {s.tool!r}; available: {', '.join(by_name)}")
+                    continue
+                try:
+                    t.validate_args(s.args)
+                except ToolValidationError as e:
+                    problems.append(f"step {s.n}: " + "; ".join(f"{f['field']}: {f['problem']}" for f in e.feedback))
+            if not problems and steps:
+                return Plan(goal=goal, steps=steps)
+            messages += [
+                Message(role="assistant", content=reply.text),
+                Message(
+                    role="user",
+                    content="The plan is invalid:\n- "
+                    + "\n- ".join(problems or ["no steps"])
+                    + "\nReply with a corrected plan, JSON only.",
+                ),
+            ]
+        raise TetherError(f"the model did not produce a valid plan: {'; '.join(problems) or 'no steps'}")
