@@ -49,14 +49,7 @@ class LLMJudge(Judge):
 
     def faithfulness(self, a: Answer, ctx: ScoreContext) -> Score:
         if a.abstained:
-            return Score(
-                name="faithfulness",
-                scorer="llm_judge",
-                value=1.0,
-                passed=True,
-                reason="abstained: no claims",
-                judge=self.name,
-            )
+            return self.abstained()
         prompt = f"Sources:\n{self._sources(a, ctx)}\n\nQuestion: {a.question}\n\nAnswer: {a.text}"
         try:
             c = self.generator.complete(

@@ -236,14 +236,7 @@ class OfflineSupportJudge(Judge):
 
     def faithfulness(self, a: Answer, ctx: ScoreContext) -> Score:
         if a.abstained:
-            return Score(
-                name="faithfulness",
-                scorer="llm_judge",
-                value=1.0,
-                passed=True,
-                reason="abstained: no claims",
-                judge=self.name,
-            )
+            return self.abstained()
         valid = citations_valid(Expected(), a, ctx)
         quotes_ok = valid is not None and valid.passed is True
         supported = a.support >= a.threshold
