@@ -234,3 +234,28 @@ def test_answers_go_to_the_audit_log_when_enabled(tmp_path: Path) -> None:
         t.ask("How do I bake bread?")
     report = verify_file(tmp_path / ".tether" / "audit.db")
     assert report.ok and report.entries == 2
+
+
+def test_a_policy_withholds_answers_naming_the_rule_and_logs_the_refusal(tmp_path: Path) -> None:
+    from tether import Tether
+    from tether.guard import AuditLog
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "pay.txt").write_text("Salaries are paid on the 25th of each month by bank transfer.\n")
+    (tmp_path / "policy.yaml").write_text(
+        "version: 2\nrules:\n"
+        "  - id: salary-questions-need-hr\n    on: answer\n    when: {text_matches: salar}\n"
+        "    action: require_approval\n"
+        "  - id: secret-data\n    on: answer\n    when: {classification: [secret]}\n    action: deny\n"
+    )
+    (tmp_path / "tether.yaml").write_text("audit: {enabled: true}\npolicy: {path: policy.yaml}\n")
+    with Tether.open(tmp_path / "tether.yaml") as t:
+        t.ingest([tmp_path / "docs"])
+        held = t.ask("When are salaries paid?")
+        denied = t.ask("When is the transfer made?", classification="secret")
+        allowed = t.ask("When is the transfer made?")
+    assert held.abstained and "salary-questions-need-hr" in held.reason and held.text.startswith("Withheld")
+    assert denied.abstained and "secret-data" in denied.reason
+    assert "Withheld" not in allowed.text
+    kinds = [e.kind for e in AuditLog.open(tmp_path / ".tether" / "audit.db").entries()]
+    assert kinds == ["refusal", "refusal", "answer"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from tether.answer import ExtractiveAnswerer, load_support_model
 from tether.config import Settings, load_settings
@@ -29,6 +30,7 @@ class Tether:
         self._embedder: OnnxEmbedder | None = None
         self._store: SQLiteStore | None = None
         self._answerer: ExtractiveAnswerer | None = None
+        self._policy_obj: Any = None
         self._lock = threading.RLock()  # lazy parts are created once, even when asked from threads
 
     @classmethod
@@ -100,9 +102,55 @@ class Tether:
         """The top-k chunks for ``query``."""
         return self.retriever().search(query, k, mode=mode, filters=filters)
 
-    def ask(self, question: str, *, filters: SearchFilters | None = None) -> Answer:
-        """Answer with cited spans, or abstain with "not in the documents"."""
+    def _policy(self) -> Any:
+        from tether.tools import Policy
+
+        with self._lock:
+            if self._policy_obj is None and self.settings.policy.path:
+                p = Path(self.settings.policy.path)
+                self._policy_obj = Policy.load(p if p.is_absolute() else self.settings.root / p)
+            return self._policy_obj
+
+    def ask(
+        self,
+        question: str,
+        *,
+        filters: SearchFilters | None = None,
+        role: str | None = None,
+        classification: str | None = None,
+    ) -> Answer:
+        """Answer with cited spans, or abstain with "not in the documents".
+
+        With ``policy.path`` set, the policy decides first; a deny or require_approval withholds the answer
+        and names the rule.
+        """
         t0 = time.perf_counter()
+        policy = self._policy()
+        if policy is not None:
+            from tether.tools import PolicyContext
+
+            d = policy.decide(
+                PolicyContext(
+                    on="answer",
+                    text=question,
+                    role=role or self.settings.policy.role,
+                    classification=classification or self.settings.policy.classification,
+                )
+            )
+            if d.action != "allow":
+                withheld = Answer(
+                    question=question,
+                    text="Withheld by policy." if d.action == "deny" else "Withheld: this answer needs approval.",
+                    abstained=True,
+                    support=0.0,
+                    threshold=self.answerer().threshold,
+                    reason=f"policy {d.action}: {d.reason} (policy v{d.policy_version} {d.policy_hash})",
+                    config_hash=self.settings.config_hash,
+                    trace=[TraceEvent(stage="policy", detail=d.model_dump())],
+                )
+                if self.settings.audit.enabled:
+                    self._audit_answer(withheld, kind="refusal")
+                return withheld
         retriever = self.retriever()
         qvec = retriever.embed_query(question)
         hits = retriever.search(question, filters=filters, mode="hybrid")
@@ -120,19 +168,20 @@ class Tether:
             self._audit_answer(answer)
         return answer
 
-    def _audit_answer(self, answer: Answer) -> None:
+    def _audit_answer(self, answer: Answer, kind: str = "answer") -> None:
         from tether.guard import AuditLog
 
         path = Path(self.settings.audit.path)
         with AuditLog.open(path if path.is_absolute() else self.settings.root / path) as log:
             log.append(
-                "answer",
+                kind,
                 "tether",
                 {
                     "question": answer.question,
                     "abstained": answer.abstained,
                     "support": round(answer.support, 4),
                     "citations": [{"path": c.path, "start": c.start, "end": c.end} for c in answer.citations],
+                    "reason": answer.reason,
                 },
                 self.settings.config_hash,
             )

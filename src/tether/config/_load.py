@@ -67,6 +67,11 @@ evals:
 audit:
   enabled: false                # true: every answer goes to the hash-chained audit log (`tether audit verify`)
   path: .tether/audit.db
+
+policy:
+  path: null                    # policy YAML (docs/tools.md), checked before every answer; null = none
+  role: user                    # the caller's role when none is given
+  classification: internal      # the data classification when none is given
 """
 
 

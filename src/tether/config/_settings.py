@@ -92,6 +92,12 @@ class AuditSettings(_Strict):
     path: str = Field(".tether/audit.db", description="audit log file, relative to tether.yaml")
 
 
+class PolicySettings(_Strict):
+    path: str | None = Field(None, description="policy YAML evaluated before every answer and tool call")
+    role: str = Field("user", description="caller role when none is given")
+    classification: str = Field("internal", description="data classification when none is given")
+
+
 class Settings(_Strict):
     """All of tether.yaml. Unknown keys are errors, so a typo never silently does nothing."""
 
@@ -104,6 +110,7 @@ class Settings(_Strict):
     llm: LLMSettings = LLMSettings()
     evals: EvalSettings = EvalSettings()
     audit: AuditSettings = AuditSettings()
+    policy: PolicySettings = PolicySettings()
 
     _root: Path = PrivateAttr(default_factory=Path.cwd)
 
