@@ -137,3 +137,37 @@ def test_a_bad_policy_file_names_the_rule_and_the_problem(tmp_path: Path, body: 
     p.write_text(textwrap.dedent(body))
     with pytest.raises(ConfigError, match=message):
         Policy.load(p)
+
+
+@tool(effects=["read"], classification="confidential")
+def read_salaries(team: str) -> float:
+    """Total salaries of a team."""
+    return 0.0
+
+
+def test_a_tool_on_data_above_the_callers_clearance_is_refused() -> None:
+    clerk = CallerProfile(name="clerk")
+    d = check_permission(clerk, read_salaries)
+    assert not d.allowed and "confidential" in d.reason
+    hr = CallerProfile(name="hr", clearance={"internal", "confidential"})
+    assert check_permission(hr, read_salaries).allowed
+
+
+def test_policy_rules_see_the_tools_data_classification(tmp_path: Path) -> None:
+    from tether.tools._orchestrator import Orchestrator, Plan, Step
+
+    p = tmp_path / "policy.yaml"
+    p.write_text(
+        "rules:\n  - id: confidential-needs-approval\n    when: {classification: [confidential]}\n"
+        "    action: require_approval\n"
+    )
+    hr = CallerProfile(name="hr", clearance={"internal", "confidential"})
+    orch = Orchestrator(
+        [read_salaries],
+        tmp_path / "runs.db",
+        profile=hr,
+        policy=Policy.load(p),
+        approver=lambda step, tool, preview, reason: False,
+    )
+    rec = orch.run(Plan(goal="g", steps=[Step(n=1, tool="read_salaries", args={"team": "ops"})]))
+    assert rec.steps[0].status == "denied" and "confidential-needs-approval" in rec.steps[0].detail

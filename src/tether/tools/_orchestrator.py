@@ -250,6 +250,7 @@ class Orchestrator:
                     args=st.args,
                     role=self.profile.role,
                     caller=self.profile.name,
+                    classification=tool.classification,
                 )
             )
             self._audit("policy", {"run_id": run_id, "step": st.n, "tool": tool.name, **d.model_dump()})

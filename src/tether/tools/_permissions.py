@@ -16,7 +16,9 @@ class CallerProfile(BaseModel):
     role: str = "user"
     scopes: set[Effect] = Field(default_factory=lambda: _READ_ONLY.copy(), description="granted effects; default read")
     tools: set[str] | None = Field(None, description="if set, only these tools, even within the scopes")
-    classification_clearance: set[str] = Field(default_factory=lambda: {"public", "internal"})
+    clearance: set[str] = Field(
+        default_factory=lambda: {"public", "internal"}, description="data classifications the caller may touch"
+    )
 
 
 class PermissionDecision(BaseModel):
@@ -28,6 +30,10 @@ def check_permission(profile: CallerProfile, t: Tool) -> PermissionDecision:
     """Refuse a call whose tool is not granted or whose effects exceed the profile's scopes."""
     if profile.tools is not None and t.name not in profile.tools:
         return PermissionDecision(allowed=False, reason=f"{profile.name} is not granted tool {t.name!r}")
+    if t.classification not in profile.clearance:
+        return PermissionDecision(
+            allowed=False, reason=f"{t.name} touches {t.classification} data; {profile.name} is not cleared for it"
+        )
     missing = sorted(t.effects - profile.scopes)
     if missing:
         return PermissionDecision(

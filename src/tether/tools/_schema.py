@@ -65,6 +65,7 @@ class Tool:
     args_model: type[BaseModel]
     result: TypeAdapter[Any]
     preview: Callable[..., Any] | None = None
+    classification: str = "internal"
     metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -115,6 +116,7 @@ def tool(
     effects: tuple[Effect, ...] | list[Effect] = ...,
     name: str | None = ...,
     preview: Callable[..., Any] | None = ...,
+    classification: str = ...,
 ) -> Tool: ...
 
 
@@ -125,6 +127,7 @@ def tool(
     effects: tuple[Effect, ...] | list[Effect] = ...,
     name: str | None = ...,
     preview: Callable[..., Any] | None = ...,
+    classification: str = ...,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -134,6 +137,7 @@ def tool(
     effects: tuple[Effect, ...] | list[Effect] = ("read",),
     name: str | None = None,
     preview: Callable[..., Any] | None = None,
+    classification: str = "internal",
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Make a typed tool from a plain function (usable as ``@tool`` or ``@tool(effects=[...])``).
 
@@ -142,6 +146,7 @@ def tool(
         effects: What calling it does: read, write, external, irreversible (least privilege: read).
         name: Tool name (default: the function's name).
         preview: A function with the same parameters that says what a call would do, without doing it.
+        classification: The most sensitive data the tool touches (public, internal, confidential, secret).
 
     Example:
         >>> @tool(effects=["write"])
@@ -178,6 +183,7 @@ def tool(
             args_model=model,
             result=TypeAdapter(hints["return"]),
             preview=preview,
+            classification=classification,
         )
 
     return build(fn) if fn is not None else build
