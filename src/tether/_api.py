@@ -31,6 +31,7 @@ class Tether:
         self._store: SQLiteStore | None = None
         self._answerer: ExtractiveAnswerer | None = None
         self._policy_obj: Any = None
+        self._grounded_obj: Any = None
         self._lock = threading.RLock()  # lazy parts are created once, even when asked from threads
 
     @classmethod
@@ -162,7 +163,10 @@ class Tether:
                 detail={"chunks": [{"path": h.path, "section": h.section, "score": h.score} for h in hits]},
             ),
         ]
-        answer = self.answerer().answer(question, hits, qvec, config_hash=self.settings.config_hash, trace=trace)
+        if self.settings.answer.mode == "llm":
+            answer = self._grounded().answer(question, hits, config_hash=self.settings.config_hash, trace=trace)
+        else:
+            answer = self.answerer().answer(question, hits, qvec, config_hash=self.settings.config_hash, trace=trace)
         answer.trace.append(TraceEvent(stage="total", ms=(time.perf_counter() - t0) * 1000))
         if self.settings.audit.enabled:
             self._audit_answer(answer)
@@ -193,6 +197,16 @@ class Tether:
                     self._searchable_store(), self.embedder, self.settings.answer, load_support_model()
                 )
             return self._answerer
+
+    def _grounded(self) -> Any:
+        from tether.answer._grounded import GroundedAnswerer, generator_or_error
+        from tether.models import generator_from_settings
+
+        with self._lock:
+            if self._grounded_obj is None:
+                gen = generator_or_error(generator_from_settings(self.settings.llm))
+                self._grounded_obj = GroundedAnswerer(gen, self.settings.answer)
+            return self._grounded_obj
 
     def stats(self) -> StoreStats:
         return self.store().stats()

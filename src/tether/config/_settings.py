@@ -64,8 +64,22 @@ class RetrievalSettings(_Strict):
     )
 
 
+DEFAULT_SYSTEM_PROMPT = (
+    "You answer questions only from the numbered sources you are given. Every claim must cite the source it "
+    "comes from with a quote copied word for word from that source. If the sources do not contain the answer, "
+    "say so by returning no claims. Never use outside knowledge."
+)
+
+
 class AnswerSettings(_Strict):
-    mode: Literal["extractive"] = "extractive"
+    mode: Literal["extractive", "llm"] = Field(
+        "extractive", description="extractive (offline, quotes sentences) or llm (llm.url, citations enforced)"
+    )
+    system_prompt: str = Field(DEFAULT_SYSTEM_PROMPT, description="llm mode: the system prompt (hashed)")
+    prompt_version: int = Field(1, description="bump when you change the prompt")
+    max_sources: int = Field(6, ge=1, le=50, description="llm mode: sources in the prompt")
+    context_tokens: int = Field(1500, ge=100, description="llm mode: token budget of the sources")
+    max_tokens: int = Field(600, ge=16, description="llm mode: answer length limit")
     max_sentences: int = Field(2, ge=1, le=10, description="cited sentences in one extractive answer")
     threshold: float | None = Field(
         None, ge=0.0, le=1.0, description="support threshold; null = the calibrated value shipped with Tether"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from tether.config import Settings
@@ -11,7 +10,7 @@ from tether.contracts import Answer
 from tether.errors import ModelError, TetherError
 from tether.evals._results import Score
 from tether.evals._scorers import Judge, OfflineSupportJudge, ScoreContext
-from tether.models import Generator, Message, OpenAICompatGenerator
+from tether.models import Generator, Message, generator_from_settings
 
 VERDICTS = ("supported", "unsupported", "contradicted")
 VERDICT_SCHEMA = {
@@ -95,27 +94,12 @@ class LLMJudge(Judge):
         )
 
 
-def llm_generator(settings: Settings) -> OpenAICompatGenerator | None:
-    """The configured model server (env TETHER_LLM_URL / TETHER_LLM_MODEL win over tether.yaml), or None."""
-    url = os.environ.get("TETHER_LLM_URL") or settings.llm.url
-    if not url:
-        return None
-    model = os.environ.get("TETHER_LLM_MODEL") or settings.llm.model or "default"
-    return OpenAICompatGenerator(
-        url,
-        model,
-        api_key=os.environ.get(settings.llm.api_key_env),
-        timeout_s=settings.llm.timeout_s,
-        retries=settings.llm.retries,
-    )
-
-
 def choose_judge(settings: Settings) -> Judge:
     """evals.judge: auto = the LLM if one is configured, else the offline support checker."""
     mode = settings.evals.judge
     if mode == "offline":
         return OfflineSupportJudge()
-    gen = llm_generator(settings)
+    gen = generator_from_settings(settings.llm)
     if gen is None:
         if mode == "llm":
             raise ModelError("evals.judge is 'llm' but no model server is set (llm.url or TETHER_LLM_URL)")

@@ -1,7 +1,7 @@
 """Model protocols and their offline backends."""
 
 from tether.models._embedder import Embedder, OnnxEmbedder, TokenVectors, load_embedder
-from tether.models._generator import Completion, Generator, Message, OpenAICompatGenerator
+from tether.models._generator import Completion, Generator, Message, OpenAICompatGenerator, generator_from_settings
 
 __all__ = [
     "Completion",
@@ -11,5 +11,6 @@ __all__ = [
     "OnnxEmbedder",
     "OpenAICompatGenerator",
     "TokenVectors",
+    "generator_from_settings",
     "load_embedder",
 ]

@@ -7,6 +7,7 @@ servers and malformed replies.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from typing import Any, Literal, Protocol
@@ -14,6 +15,7 @@ from typing import Any, Literal, Protocol
 import httpx
 from pydantic import BaseModel
 
+from tether.config import LLMSettings
 from tether.errors import ModelError, TransientError
 
 
@@ -120,3 +122,18 @@ class OpenAICompatGenerator:
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             completion_tokens=int(usage.get("completion_tokens") or 0),
         )
+
+
+def generator_from_settings(settings: LLMSettings) -> OpenAICompatGenerator | None:
+    """The configured model server (env TETHER_LLM_URL / TETHER_LLM_MODEL win over tether.yaml), or None."""
+    url = os.environ.get("TETHER_LLM_URL") or settings.url
+    if not url:
+        return None
+    model = os.environ.get("TETHER_LLM_MODEL") or settings.model or "default"
+    return OpenAICompatGenerator(
+        url,
+        model,
+        api_key=os.environ.get(settings.api_key_env),
+        timeout_s=settings.timeout_s,
+        retries=settings.retries,
+    )

@@ -1,0 +1,209 @@
+"""Grounded generation with an LLM: numbered sources, structured output, every quote enforced verbatim.
+
+The model must answer as ``{answer, claims: [{text, citations: [{source, quote}]}]}``. Each quote must occur
+in its cited source (after whitespace normalisation); citations that do not are dropped, and the model is
+asked once more with stricter instructions. Claims left without a valid citation are removed; with none
+left, Tether abstains. The exact prompts sent and the replies are in the answer's trace.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from pydantic import BaseModel, Field, ValidationError
+
+from tether.answer._context import assemble
+from tether.config import AnswerSettings
+from tether.contracts import Answer, Citation, Hit, TraceEvent
+from tether.errors import TetherError
+from tether.models import Generator, Message
+
+
+class CitedQuote(BaseModel):
+    source: int
+    quote: str
+
+
+class Claim(BaseModel):
+    text: str
+    citations: list[CitedQuote] = Field(default_factory=list)
+
+
+class StructuredAnswer(BaseModel):
+    answer: str
+    claims: list[Claim] = Field(default_factory=list)
+
+
+def _normalised(text: str) -> tuple[str, list[int]]:
+    """Text with runs of whitespace collapsed to one space, and each kept char's index in the original."""
+    out: list[str] = []
+    where: list[int] = []
+    in_space = False
+    for i, ch in enumerate(text):
+        if ch.isspace():
+            if not in_space and out:
+                out.append(" ")
+                where.append(i)
+            in_space = True
+        else:
+            out.append(ch)
+            where.append(i)
+            in_space = False
+    return "".join(out), where
+
+
+def locate(quote: str, source: str) -> tuple[int, int] | None:
+    """[start, end) of ``quote`` in ``source``, comparing with whitespace normalised; None if absent."""
+    q = " ".join(quote.split())
+    if not q:
+        return None
+    norm, where = _normalised(source)
+    i = norm.find(q)
+    if i < 0:
+        return None
+    return where[i], where[i + len(q) - 1] + 1
+
+
+@dataclass
+class _Checked:
+    claims: list[tuple[str, list[tuple[Hit, int, int]]]]
+    problems: list[str]
+
+
+class GroundedAnswerer:
+    """Answers with an LLM through the Generator protocol, keeping only what the sources show verbatim."""
+
+    def __init__(self, generator: Generator, settings: AnswerSettings) -> None:
+        self.generator = generator
+        self.settings = settings
+
+    def _prompt(self, question: str, sources: list[Hit]) -> list[Message]:
+        numbered = "\n\n".join(
+            f"[{i}] {s.title}{' > ' + ' > '.join(s.section) if s.section else ''}\n{s.text}"
+            for i, s in enumerate(sources, 1)
+        )
+        user = (
+            f"Sources:\n{numbered}\n\nQuestion: {question}\n\nReply with JSON only: "
+            '{"answer": "...", "claims": [{"text": "...", "citations": [{"source": <n>, "quote": "<exact words '
+            'copied from that source>"}]}]}. If the sources do not answer the question, reply with '
+            '{"answer": "", "claims": []}.'
+        )
+        return [Message(role="system", content=self.settings.system_prompt), Message(role="user", content=user)]
+
+    def _check(self, reply: StructuredAnswer, sources: list[Hit]) -> _Checked:
+        claims: list[tuple[str, list[tuple[Hit, int, int]]]] = []
+        problems: list[str] = []
+        for c in reply.claims:
+            valid: list[tuple[Hit, int, int]] = []
+            for q in c.citations:
+                if not 1 <= q.source <= len(sources):
+                    problems.append(f"claim {c.text[:60]!r} cites source [{q.source}], which does not exist")
+                    continue
+                src = sources[q.source - 1]
+                span = locate(q.quote, src.text)
+                if span is None:
+                    problems.append(f"quote {q.quote[:80]!r} is not in source [{q.source}]")
+                    continue
+                valid.append((src, src.start + span[0], src.start + span[1]))
+            if valid:
+                claims.append((c.text, valid))
+            else:
+                problems.append(f"claim {c.text[:60]!r} has no valid citation")
+        return _Checked(claims, problems)
+
+    def answer(
+        self, question: str, hits: list[Hit], *, config_hash: str, trace: list[TraceEvent] | None = None
+    ) -> Answer:
+        trace = list(trace or [])
+        sources = assemble(hits, k=self.settings.max_sources, budget_tokens=self.settings.context_tokens)
+        messages = self._prompt(question, sources)
+        schema = StructuredAnswer.model_json_schema()
+        checked = _Checked([], ["no reply"])
+        for attempt in (1, 2):
+            t0 = time.perf_counter()
+            completion = self.generator.complete(messages, json_schema=schema, max_tokens=self.settings.max_tokens)
+            trace.append(
+                TraceEvent(
+                    stage=f"generate#{attempt}",
+                    detail={
+                        "prompt": [m.model_dump() for m in messages],
+                        "reply": completion.text,
+                        "model": completion.model,
+                        "tokens": completion.prompt_tokens + completion.completion_tokens,
+                    },
+                    ms=(time.perf_counter() - t0) * 1000,
+                )
+            )
+            try:
+                reply = StructuredAnswer.model_validate(json.loads(completion.text))
+                checked = self._check(reply, sources)
+            except (ValueError, ValidationError) as e:
+                checked = _Checked([], [f"the reply is not the required JSON ({str(e)[:120]})"])
+            trace.append(
+                TraceEvent(
+                    stage=f"enforce#{attempt}",
+                    detail={"kept_claims": len(checked.claims), "problems": checked.problems},
+                )
+            )
+            if not checked.problems or attempt == 2:
+                break
+            messages = [
+                *messages,
+                Message(role="assistant", content=completion.text),
+                Message(
+                    role="user",
+                    content="Some citations were invalid:\n- "
+                    + "\n- ".join(checked.problems)
+                    + "\nEvery quote must be copied exactly from the numbered source it cites. Reply again, JSON only.",
+                ),
+            ]
+        if not checked.claims:
+            return Answer(
+                question=question,
+                text=self.settings.not_found_text,
+                abstained=True,
+                support=0.0,
+                threshold=0.0,
+                reason="no claim could be grounded in the sources: " + "; ".join(checked.problems[:3]),
+                config_hash=config_hash,
+                trace=trace,
+            )
+        citations: list[Citation] = []
+        parts: list[str] = []
+        for text, cites in checked.claims:
+            marks = []
+            for src, start, end in cites:
+                n = len(citations) + 1
+                quote = src.text[start - src.start : end - src.start]
+                citations.append(
+                    Citation(
+                        n=n,
+                        doc_id=src.doc_id,
+                        path=src.path,
+                        title=src.title,
+                        section=src.section,
+                        start=start,
+                        end=end,
+                        quote=quote,
+                    )
+                )
+                marks.append(f"[{n}]")
+            parts.append(f"{text} {''.join(marks)}")
+        return Answer(
+            question=question,
+            text=" ".join(parts),
+            abstained=False,
+            citations=citations,
+            support=1.0,
+            threshold=0.0,
+            config_hash=config_hash,
+            trace=trace,
+        )
+
+
+def generator_or_error(gen: Generator | None) -> Generator:
+    if gen is None:
+        raise TetherError("answer.mode is 'llm' but no model server is set: set llm.url or TETHER_LLM_URL")
+    return gen
