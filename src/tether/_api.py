@@ -3,7 +3,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tether.answer import ExtractiveAnswerer, load_support_model
 from tether.config import Settings, load_settings
@@ -14,6 +14,9 @@ from tether.ingest._pipeline import Progress
 from tether.models import OnnxEmbedder, load_embedder
 from tether.retrieve import Mode, Retriever
 from tether.store import SQLiteStore
+
+if TYPE_CHECKING:
+    from tether.answer._grounded import GroundedAnswerer
 
 
 class Tether:
@@ -31,7 +34,7 @@ class Tether:
         self._store: SQLiteStore | None = None
         self._answerer: ExtractiveAnswerer | None = None
         self._policy_obj: Any = None
-        self._grounded_obj: Any = None
+        self._grounded_obj: GroundedAnswerer | None = None
         self._lock = threading.RLock()  # lazy parts are created once, even when asked from threads
 
     @classmethod
@@ -198,7 +201,7 @@ class Tether:
                 )
             return self._answerer
 
-    def _grounded(self) -> Any:
+    def _grounded(self) -> GroundedAnswerer:
         from tether.answer._grounded import GroundedAnswerer, generator_or_error
         from tether.models import generator_from_settings
 
