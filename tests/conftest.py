@@ -23,12 +23,19 @@ class FakeModelServer:
                 length = int(self.headers.get("Content-Length", 0))
                 server.requests.append(json.loads(self.rfile.read(length)))
                 status, body = server.script.pop(0) if len(server.script) > 1 else server.script[0]
-                data = body.encode()
+                cut = body.startswith("CUT:")  # promise more bytes than are sent, then hang up
+                data = body.removeprefix("CUT:").encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
+                self.send_header(
+                    "Content-Type",
+                    "text/event-stream" if body.removeprefix("CUT:").startswith("data:") else "application/json",
+                )
+                self.send_header("Content-Length", str(len(data) + (1000 if cut else 0)))
                 self.end_headers()
                 self.wfile.write(data)
+                self.wfile.flush()
+                if cut:
+                    self.close_connection = True
 
             def log_message(self, *args: object) -> None:
                 pass

@@ -7,9 +7,11 @@ servers and malformed replies.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
+from collections.abc import Iterator
 from typing import Any, Literal, Protocol
 
 import httpx
@@ -89,14 +91,48 @@ class OpenAICompatGenerator:
                 delay *= 2
         raise AssertionError("unreachable")
 
-    def _once(self, body: dict[str, Any]) -> Completion:
+    def stream(self, messages: list[Message], *, max_tokens: int = 512) -> Iterator[str]:
+        """Yield the completion's text as it arrives (server-sent events, ``stream: true``).
+
+        A connection that drops mid-stream raises :class:`TransientError` naming how much had arrived;
+        nothing is retried silently, since part of the text was already handed out.
+        """
+        body: dict[str, Any] = {
+            "model": self.model_id,
+            "messages": [m.model_dump() for m in messages],
+            "temperature": self.temperature,
+            "max_tokens": max_tokens,
+            "stream": True,
+        }
         url = f"{self.base_url}/chat/completions"
+        received = 0
         try:
-            r = self._client.post(url, json=body)
+            with self._client.stream("POST", url, json=body) as r:
+                if r.status_code >= 400:
+                    r.read()
+                    self._raise_for_status(r, url)
+                for line in r.iter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        return
+                    try:
+                        delta = json.loads(data)["choices"][0].get("delta", {}).get("content") or ""
+                    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+                        raise ModelError(f"malformed stream event from {url}: {data[:120]!r}") from None
+                    received += len(delta)
+                    if delta:
+                        yield delta
         except httpx.TimeoutException:
-            raise TransientError(f"model server at {self.base_url} timed out") from None
+            raise TransientError(f"model server at {self.base_url} timed out after {received} characters") from None
         except httpx.TransportError as e:
-            raise TransientError(f"model server at {self.base_url} is unreachable ({e})") from None
+            raise TransientError(
+                f"stream from {self.base_url} broke after {received} characters ({e.__class__.__name__})"
+            ) from None
+        raise TransientError(f"stream from {self.base_url} ended without [DONE] after {received} characters")
+
+    def _raise_for_status(self, r: httpx.Response, url: str) -> None:
         if r.status_code == 401:
             raise ModelError(f"{self.base_url} refused the API key (401); set TETHER_LLM_API_KEY")
         if r.status_code == 404:
@@ -108,6 +144,16 @@ class OpenAICompatGenerator:
             raise TransientError(f"model server answered {r.status_code}: {r.text[:200]}")
         if r.status_code >= 400:
             raise ModelError(f"model server answered {r.status_code}: {r.text[:300]}")
+
+    def _once(self, body: dict[str, Any]) -> Completion:
+        url = f"{self.base_url}/chat/completions"
+        try:
+            r = self._client.post(url, json=body)
+        except httpx.TimeoutException:
+            raise TransientError(f"model server at {self.base_url} timed out") from None
+        except httpx.TransportError as e:
+            raise TransientError(f"model server at {self.base_url} is unreachable ({e})") from None
+        self._raise_for_status(r, url)
         try:
             data = r.json()
             text = data["choices"][0]["message"]["content"]
