@@ -207,8 +207,11 @@ class Tether:
 
         with self._lock:
             if self._grounded_obj is None:
+                from tether.answer._verify import LLMClaimVerifier
+
                 gen = generator_or_error(generator_from_settings(self.settings.llm))
-                self._grounded_obj = GroundedAnswerer(gen, self.settings.answer)
+                verifier = LLMClaimVerifier(gen) if self.settings.answer.verify else None
+                self._grounded_obj = GroundedAnswerer(gen, self.settings.answer, verifier)
             return self._grounded_obj
 
     def stats(self) -> StoreStats:

@@ -41,6 +41,10 @@ def reply(answer: str, claims: list[dict[str, Any]]) -> str:
     return json.dumps({"answer": answer, "claims": claims})
 
 
+def verdict(label: str, reason: str = "r") -> str:
+    return json.dumps({"label": label, "reason": reason})
+
+
 def test_valid_quotes_become_exact_citations(tether_llm: Tether, model_server: Any) -> None:
     model_server.script = [
         model_server.reply(
@@ -53,7 +57,8 @@ def test_valid_quotes_become_exact_citations(tether_llm: Tether, model_server: A
                     }
                 ],
             )
-        )
+        ),
+        model_server.reply(verdict("SUPPORTED")),
     ]
     a = tether_llm.ask("When must I submit a reimbursement?")
     assert not a.abstained and a.text == "Claims are due within 30 days. [1]"
@@ -73,6 +78,7 @@ def test_an_invented_quote_is_dropped_and_the_model_is_asked_again_strictly(
         model_server.reply(
             reply("30 days", [{"text": "You have 30 days.", "citations": [{"source": 1, "quote": "within 30 days"}]}])
         ),
+        model_server.reply(verdict("SUPPORTED")),
     ]
     a = tether_llm.ask("How long do I have?")
     assert not a.abstained and "30 days" in a.text and "60" not in a.text
@@ -92,3 +98,29 @@ def test_nothing_grounded_after_the_re_ask_means_abstention(tether_llm: Tether, 
 def test_an_empty_claim_list_is_an_honest_abstention(tether_llm: Tether, model_server: Any) -> None:
     model_server.script = [model_server.reply(reply("", []))]
     assert tether_llm.ask("What is the CEO's name?").abstained
+
+
+def test_the_verifier_removes_unsupported_claims_and_abstains_when_none_is_left(
+    tether_llm: Tether, model_server: Any
+) -> None:
+    two = reply(
+        "30 days, 200 EUR",
+        [
+            {"text": "Claims are due within 30 days.", "citations": [{"source": 1, "quote": "within 30 days"}]},
+            {"text": "Hotels are always free.", "citations": [{"source": 1, "quote": "Hotels are capped at 200 EUR"}]},
+        ],
+    )
+    model_server.script = [
+        model_server.reply(two),
+        model_server.reply(verdict("SUPPORTED")),
+        model_server.reply(verdict("CONTRADICTED", "the cap is 200 EUR")),
+    ]
+    a = tether_llm.ask("What are the rules?")
+    assert not a.abstained and "30 days" in a.text and "free" not in a.text
+    checks = next(e for e in a.trace if e.stage == "verify").detail["verdicts"]
+    assert [v["label"] for v in checks] == ["SUPPORTED", "CONTRADICTED"]
+
+    model_server.requests.clear()
+    model_server.script = [model_server.reply(two), model_server.reply("not json")]
+    b = tether_llm.ask("What are the rules, again?")
+    assert b.abstained and "verified" in b.reason  # an unreadable check never keeps a claim

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, Field, ValidationError
 
 from tether.answer._context import assemble
+from tether.answer._verify import ClaimVerifier
 from tether.config import AnswerSettings
 from tether.contracts import Answer, Citation, Hit, TraceEvent
 from tether.errors import TetherError
@@ -75,9 +76,10 @@ class _Checked:
 class GroundedAnswerer:
     """Answers with an LLM through the Generator protocol, keeping only what the sources show verbatim."""
 
-    def __init__(self, generator: Generator, settings: AnswerSettings) -> None:
+    def __init__(self, generator: Generator, settings: AnswerSettings, verifier: ClaimVerifier | None = None) -> None:
         self.generator = generator
         self.settings = settings
+        self.verifier = verifier
 
     def _prompt(self, question: str, sources: list[Hit]) -> list[Message]:
         numbered = "\n\n".join(
@@ -159,6 +161,25 @@ class GroundedAnswerer:
                     + "\nEvery quote must be copied exactly from the numbered source it cites. Reply again, JSON only.",
                 ),
             ]
+        if self.verifier is not None and checked.claims:
+            kept = []
+            verdicts = []
+            for text, cites in checked.claims:
+                v = self.verifier.verify(text, [src.text[a - src.start : b - src.start] for src, a, b in cites])
+                verdicts.append({"claim": text, **v.model_dump()})
+                if v.label == "SUPPORTED":
+                    kept.append((text, cites))
+            trace.append(TraceEvent(stage="verify", detail={"verifier": self.verifier.name, "verdicts": verdicts}))
+            if len(kept) < len(checked.claims):
+                checked = _Checked(
+                    kept,
+                    checked.problems
+                    + [
+                        f"claim {d['claim'][:60]!r} removed: {d['label']} ({d['reason']})"
+                        for d in verdicts
+                        if d["label"] != "SUPPORTED"
+                    ],
+                )
         if not checked.claims:
             return Answer(
                 question=question,
@@ -166,7 +187,7 @@ class GroundedAnswerer:
                 abstained=True,
                 support=0.0,
                 threshold=0.0,
-                reason="no claim could be grounded in the sources: " + "; ".join(checked.problems[:3]),
+                reason="no claim could be grounded in the sources and verified: " + "; ".join(checked.problems[:3]),
                 config_hash=config_hash,
                 trace=trace,
             )

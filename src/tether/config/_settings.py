@@ -80,6 +80,7 @@ class AnswerSettings(_Strict):
     max_sources: int = Field(6, ge=1, le=50, description="llm mode: sources in the prompt")
     context_tokens: int = Field(1500, ge=100, description="llm mode: token budget of the sources")
     max_tokens: int = Field(600, ge=16, description="llm mode: answer length limit")
+    verify: bool = Field(True, description="llm mode: check every claim against its quotes; drop the unsupported")
     max_sentences: int = Field(2, ge=1, le=10, description="cited sentences in one extractive answer")
     threshold: float | None = Field(
         None, ge=0.0, le=1.0, description="support threshold; null = the calibrated value shipped with Tether"
