@@ -12,7 +12,7 @@ import json
 import time
 from dataclasses import dataclass
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from tether.answer._context import assemble
 from tether.answer._verify import ClaimVerifier
@@ -29,12 +29,14 @@ class CitedQuote(BaseModel):
 
 class Claim(BaseModel):
     text: str
-    citations: list[CitedQuote] = Field(default_factory=list)
+    citations: list[CitedQuote]
 
 
 class StructuredAnswer(BaseModel):
+    """The reply format; every field is required, so a grammar-constrained model must fill claims in."""
+
     answer: str
-    claims: list[Claim] = Field(default_factory=list)
+    claims: list[Claim]
 
 
 def _normalised(text: str) -> tuple[str, list[int]]:
