@@ -392,12 +392,27 @@ def eval_run(
 
     write_html_report(result, html_path)
     if write_baseline is not None:
+        root = Path(path)
+        root = root if root.is_dir() else root.parent
+
+        def _rel(p: str) -> str:  # a committed baseline must not carry this machine's paths
+            try:
+                return str(Path(p).resolve().relative_to(root.resolve()))
+            except ValueError:
+                return Path(p).name
+
         compact = result.model_copy(
             update={
+                "summary": result.summary.model_copy(update={"cases_path": Path(path).name}),
                 "results": [
-                    r.model_copy(update={"turns": [tr.model_copy(update={"answer": None}) for tr in r.turns]})
+                    r.model_copy(
+                        update={
+                            "source": _rel(r.source),
+                            "turns": [tr.model_copy(update={"answer": None}) for tr in r.turns],
+                        }
+                    )
                     for r in result.results
-                ]
+                ],
             }
         )
         write_baseline.write_text(compact.model_dump_json(indent=1) + "\n", encoding="utf-8")
