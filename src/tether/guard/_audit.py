@@ -387,16 +387,7 @@ class AuditLog:
                     raise
             except sqlite3.Error as e:
                 raise AuditLogError(f"could not append to the audit log {self.path}: {e}") from e
-        return AuditEntry(
-            seq=seq,
-            ts=ts,
-            kind=kind,
-            actor=actor,
-            config_hash=config_hash,
-            payload=json.loads(payload_json),
-            prev_hash=prev_hash,
-            hash=h,
-        )
+        return _entry((seq, ts, kind, actor, config_hash, payload_json, prev_hash, h))
 
     # ------------------------------------------------------------------ reading
 

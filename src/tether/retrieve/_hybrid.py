@@ -95,10 +95,11 @@ class Retriever:
         mode: Mode = "hybrid",
         filters: SearchFilters | None = None,
         collapse: bool = True,
+        query_vector: npt.NDArray[np.float32] | None = None,
     ) -> list[Hit]:
         """Top-k chunks for ``query`` with their scores; near-identical hits collapsed into the best."""
         k = k or self.settings.top_k
-        fused, info = self.rank(query, mode=mode, filters=filters)
+        fused, info = self.rank(query, mode=mode, filters=filters, query_vector=query_vector)
         window = fused[: max(k * 4, k + 10)] if collapse else fused[:k]
         rows = self.store.hits([x.chunk_id for x in window])
         out: list[Hit] = []
