@@ -16,7 +16,12 @@ from tether.retrieve import Mode, Retriever
 from tether.store import SQLiteStore
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
     from tether.answer._grounded import GroundedAnswerer
+    from tether.judge import Judge, StoreIdf
+    from tether.rerank import Reranker
 
 
 class Tether:
@@ -35,6 +40,9 @@ class Tether:
         self._answerer: ExtractiveAnswerer | None = None
         self._policy_obj: Any = None
         self._grounded_obj: GroundedAnswerer | None = None
+        self._reranker: Reranker | None = None
+        self._judge: Judge | None = None
+        self._idf: StoreIdf | None = None
         self._lock = threading.RLock()  # lazy parts are created once, even when asked from threads
 
     @classmethod
@@ -64,6 +72,69 @@ class Tether:
 
     def retriever(self) -> Retriever:
         return Retriever(self._searchable_store(), self.embedder, self.settings.retrieval)
+
+    def _store_idf(self) -> StoreIdf:
+        from tether.judge import StoreIdf
+
+        with self._lock:
+            if self._idf is None or self._idf.store is not self.store():
+                self._idf = StoreIdf(self.store())
+            return self._idf
+
+    def reranker(self) -> Reranker | None:
+        """The configured reranker (``rerank:`` in tether.yaml), or None when reranking is off."""
+        from tether.rerank import reranker_from_settings
+
+        with self._lock:
+            if self._reranker is None and self.settings.rerank.enabled:
+                self._reranker = reranker_from_settings(self.settings.rerank, self.settings.root, self._store_idf())
+            return self._reranker
+
+    def judge(self) -> Judge:
+        """The configured support judge (``judge:`` in tether.yaml)."""
+        from tether.answer._grounded import generator_or_error
+        from tether.judge import judge_from_settings
+        from tether.models import generator_from_settings
+
+        with self._lock:
+            if self._judge is None:
+                self._judge = judge_from_settings(
+                    self.settings.judge,
+                    self.settings.root,
+                    embedder=lambda: self.embedder,
+                    generator=lambda: generator_or_error(generator_from_settings(self.settings.llm)),
+                    idf=self._store_idf(),
+                )
+            return self._judge
+
+    def _retrieve(
+        self,
+        query: str,
+        k: int | None,
+        *,
+        mode: Mode,
+        filters: SearchFilters | None,
+        query_vector: npt.NDArray[np.float32] | None = None,
+    ) -> tuple[list[Hit], list[TraceEvent]]:
+        """Retrieve, then rerank the head of the list when a reranker is configured."""
+        from tether.rerank import rerank_depth
+
+        k = k or self.settings.retrieval.top_k
+        retriever = self.retriever()
+        reranker = self.reranker()
+        if reranker is None:
+            hits = retriever.search(query, k, mode=mode, filters=filters, query_vector=query_vector)
+            return hits, list(retriever.trace)
+        depth = max(rerank_depth(self.settings.rerank, reranker), k)
+        hits = retriever.search(query, depth, mode=mode, filters=filters, query_vector=query_vector)
+        t0 = time.perf_counter()
+        reranked = reranker.rerank(query, hits)[:k]
+        event = TraceEvent(
+            stage="rerank",
+            detail={"model": reranker.name, "depth": depth, "candidates": len(hits)},
+            ms=(time.perf_counter() - t0) * 1000,
+        )
+        return reranked, [*retriever.trace, event]
 
     def close(self) -> None:
         if self._store is not None:
@@ -103,8 +174,8 @@ class Tether:
     def search(
         self, query: str, k: int | None = None, *, mode: Mode = "hybrid", filters: SearchFilters | None = None
     ) -> list[Hit]:
-        """The top-k chunks for ``query``."""
-        return self.retriever().search(query, k, mode=mode, filters=filters)
+        """The top-k chunks for ``query`` (reranked when ``rerank.enabled``)."""
+        return self._retrieve(query, k, mode=mode, filters=filters)[0]
 
     def _policy(self) -> Any:
         from tether.tools import Policy
@@ -155,12 +226,11 @@ class Tether:
                 if self.settings.audit.enabled:
                     self._audit_answer(withheld, kind="refusal")
                 return withheld
-        retriever = self.retriever()
-        qvec = retriever.embed_query(question)
-        hits = retriever.search(question, filters=filters, mode="hybrid", query_vector=qvec)
+        qvec = self.retriever().embed_query(question)
+        hits, events = self._retrieve(question, None, mode="hybrid", filters=filters, query_vector=qvec)
         trace: list[TraceEvent] = [
             TraceEvent(stage="config", detail={"config_hash": self.settings.config_hash}),
-            *retriever.trace,
+            *events,
             TraceEvent(
                 stage="hits",
                 detail={"chunks": [{"path": h.path, "section": h.section, "score": h.score} for h in hits]},
@@ -207,10 +277,8 @@ class Tether:
 
         with self._lock:
             if self._grounded_obj is None:
-                from tether.answer._verify import LLMClaimVerifier
-
                 gen = generator_or_error(generator_from_settings(self.settings.llm))
-                verifier = LLMClaimVerifier(gen) if self.settings.answer.verify else None
+                verifier = self.judge() if self.settings.answer.verify else None
                 self._grounded_obj = GroundedAnswerer(gen, self.settings.answer, verifier)
             return self._grounded_obj
 

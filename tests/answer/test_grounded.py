@@ -29,7 +29,7 @@ def test_locate_matches_across_line_breaks_and_returns_the_original_span() -> No
 def tether_llm(tmp_path: Path, model_server: Any, monkeypatch: pytest.MonkeyPatch) -> Tether:
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "policy.md").write_text(DOC)
-    (tmp_path / "tether.yaml").write_text("answer: {mode: llm}\n")
+    (tmp_path / "tether.yaml").write_text("answer: {mode: llm}\njudge: {kind: llm}\n")
     monkeypatch.setenv("TETHER_LLM_URL", model_server.url)
     monkeypatch.setenv("TETHER_LLM_MODEL", "writer")
     t = Tether.open(tmp_path / "tether.yaml")
@@ -124,3 +124,119 @@ def test_the_verifier_removes_unsupported_claims_and_abstains_when_none_is_left(
     model_server.script = [model_server.reply(two), model_server.reply("not json")]
     b = tether_llm.ask("What are the rules, again?")
     assert b.abstained and "verified" in b.reason  # an unreadable check never keeps a claim
+
+
+def _answer_yaml(tmp_path: Path, extra: str) -> None:
+    (tmp_path / "tether.yaml").write_text(f"answer: {{mode: llm, {extra}}}\njudge: {{kind: llm}}\n")
+
+
+def test_best_of_n_samples_drafts_and_keeps_the_one_the_judge_supports_most(
+    tether_llm: Tether, model_server: Any, tmp_path: Path
+) -> None:
+    _answer_yaml(tmp_path, "compute: {strategy: best_of_n, n: 2, temperature: 0.9}")
+    t = Tether.open(tmp_path / "tether.yaml")
+    one = reply(
+        "30 days", [{"text": "Claims are due within 30 days.", "citations": [{"source": 1, "quote": "within 30 days"}]}]
+    )
+    two = reply(
+        "30 days and 200 EUR",
+        [
+            {"text": "Claims are due within 30 days.", "citations": [{"source": 1, "quote": "within 30 days"}]},
+            {"text": "Hotels are capped at 200 EUR.", "citations": [{"source": 1, "quote": "capped at 200 EUR"}]},
+        ],
+    )
+    model_server.requests.clear()
+    model_server.script = [
+        model_server.reply(one),
+        model_server.reply(verdict("SUPPORTED")),
+        model_server.reply(two),
+        model_server.reply(verdict("SUPPORTED")),
+        model_server.reply(verdict("SUPPORTED")),
+    ]
+    a = t.ask("What are the rules?")
+    assert not a.abstained and "200 EUR" in a.text and len(a.citations) == 2  # the second draft won
+    drafts = [r for r in model_server.requests if "claims" in json.dumps(r.get("response_format", {}))]
+    assert len(drafts) == 2 and all(r["temperature"] == 0.9 for r in drafts)
+    compute = next(e for e in a.trace if e.stage == "compute").detail
+    assert compute["chosen"] == 1 and [d["supported_claims"] for d in compute["drafts"]] == [1, 2]
+
+
+def test_the_call_budget_stops_sampling_and_says_so(tether_llm: Tether, model_server: Any, tmp_path: Path) -> None:
+    _answer_yaml(tmp_path, "compute: {strategy: best_of_n, n: 5, max_calls: 2}")
+    t = Tether.open(tmp_path / "tether.yaml")
+    one = reply(
+        "30 days", [{"text": "Claims are due within 30 days.", "citations": [{"source": 1, "quote": "within 30 days"}]}]
+    )
+    model_server.requests.clear()
+    model_server.script = [model_server.reply(one), model_server.reply(verdict("SUPPORTED"))]
+    a = t.ask("When?")
+    assert not a.abstained
+    drafts = [r for r in model_server.requests if "claims" in json.dumps(r.get("response_format", {}))]
+    assert len(drafts) == 2  # 5 asked for, the budget allowed 2
+    assert any(e.stage == "budget" and "call budget spent (2/2)" in e.detail["reason"] for e in a.trace)
+
+
+def test_critique_then_revise_replaces_an_unsupported_draft(
+    tether_llm: Tether, model_server: Any, tmp_path: Path
+) -> None:
+    _answer_yaml(tmp_path, "compute: {strategy: critique_revise, rounds: 2}")
+    t = Tether.open(tmp_path / "tether.yaml")
+    wrong = reply(
+        "free", [{"text": "Hotels are free.", "citations": [{"source": 1, "quote": "Hotels are capped at 200 EUR"}]}]
+    )
+    fixed = reply(
+        "200 EUR",
+        [{"text": "Hotels are capped at 200 EUR.", "citations": [{"source": 1, "quote": "capped at 200 EUR"}]}],
+    )
+    model_server.requests.clear()
+    model_server.script = [
+        model_server.reply(wrong),
+        model_server.reply(verdict("CONTRADICTED", "capped, not free")),
+        model_server.reply("- 'Hotels are free' is not what the quote says: it says capped at 200 EUR"),
+        model_server.reply(fixed),
+        model_server.reply(verdict("SUPPORTED")),
+        model_server.reply("OK"),
+    ]
+    a = t.ask("What about hotels?")
+    assert not a.abstained and a.text.startswith("Hotels are capped at 200 EUR.")
+    revise = model_server.requests[3]["messages"]
+    assert "capped at 200 EUR" in revise[-2]["content"] and "Revise your answer" in revise[-1]["content"]
+    stages = [e.stage for e in a.trace]
+    assert "critique#1" in stages and "generate-revise1#1" in stages and "critique#2" in stages
+    assert "generate-revise2#1" not in stages  # the second critique found nothing: no second revision
+
+
+def test_the_learned_judge_is_the_offline_default(
+    tmp_path: Path, model_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "policy.md").write_text(DOC)
+    (tmp_path / "tether.yaml").write_text("answer: {mode: llm}\n")
+    monkeypatch.setenv("TETHER_LLM_URL", model_server.url)
+    t = Tether.open(tmp_path / "tether.yaml")
+    t.ingest([tmp_path / "docs"])
+    model_server.script = [
+        model_server.reply(
+            reply(
+                "x",
+                [
+                    {
+                        "text": "Reimbursements must be submitted within 30 days of travel.",
+                        "citations": [
+                            {"source": 1, "quote": "Reimbursements must be submitted within 30 days of travel."}
+                        ],
+                    },
+                    {
+                        "text": "The office cafeteria serves vegan sushi on Fridays.",
+                        "citations": [{"source": 1, "quote": "Hotels are capped at 200 EUR."}],
+                    },
+                ],
+            )
+        )
+    ]
+    a = t.ask("What are the rules?")
+    assert len(model_server.requests) == 1  # the judge asked no model
+    verdicts = next(e for e in a.trace if e.stage == "verify").detail
+    assert verdicts["verifier"].startswith("learned:")
+    assert [v["label"] for v in verdicts["verdicts"]] == ["SUPPORTED", "UNSUPPORTED"]
+    assert not a.abstained and "30 days" in a.text and "sushi" not in a.text

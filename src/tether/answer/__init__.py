@@ -2,7 +2,8 @@
 
 from tether.answer._extractive import Candidate, ExtractiveAnswerer
 from tether.answer._features import ANSWER_FEATURES, FEATURES
-from tether.answer._model import Logistic, SupportModel, load_support_model
+from tether.answer._model import SupportModel, load_support_model
+from tether.models._linear import Logistic
 
 __all__ = [
     "ANSWER_FEATURES",

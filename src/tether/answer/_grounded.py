@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ValidationError
 
 from tether.answer._context import assemble
-from tether.answer._verify import ClaimVerifier
 from tether.config import AnswerSettings
 from tether.contracts import Answer, Citation, Hit, TraceEvent
 from tether.errors import TetherError
-from tether.models import Generator, Message
+from tether.judge import ClaimVerifier
+from tether.models import Completion, Generator, Message
 
 
 class CitedQuote(BaseModel):
@@ -75,6 +75,53 @@ class _Checked:
     problems: list[str]
 
 
+@dataclass
+class _Draft:
+    """One candidate answer after quote enforcement and verification, with what ranks it."""
+
+    checked: _Checked
+    reply: str
+    supported: int  # claims left after verification
+    support: float  # mean judge score of those claims
+
+
+@dataclass
+class Budget:
+    """Hard limits on one answer's model calls, tokens and seconds (``answer.compute`` in tether.yaml)."""
+
+    max_calls: int
+    max_tokens: int
+    max_seconds: float
+    calls: int = 0
+    tokens: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    def exhausted(self) -> str | None:
+        if self.calls >= self.max_calls:
+            return f"call budget spent ({self.calls}/{self.max_calls})"
+        if self.tokens >= self.max_tokens:
+            return f"token budget spent ({self.tokens}/{self.max_tokens})"
+        elapsed = time.perf_counter() - self.started
+        if elapsed >= self.max_seconds:
+            return f"time budget spent ({elapsed:.1f}/{self.max_seconds:.0f} s)"
+        return None
+
+    def charge(self, c: Completion) -> None:
+        self.calls += 1
+        self.tokens += c.prompt_tokens + c.completion_tokens
+
+    def used(self) -> dict[str, float]:
+        return {"calls": self.calls, "tokens": self.tokens, "seconds": round(time.perf_counter() - self.started, 3)}
+
+
+_CRITIQUE = (
+    "Review your answer against the numbered sources. List every claim that its quote does not state, every "
+    "quote not copied exactly, and any part of the question the sources answer that your answer leaves out. "
+    "Reply with a short list, or with OK alone if nothing is wrong."
+)
+_REVISE = "Revise your answer to fix these problems. Reply with JSON only, in the same format as before."
+
+
 class GroundedAnswerer:
     """Answers with an LLM through the Generator protocol, keeping only what the sources show verbatim."""
 
@@ -117,29 +164,64 @@ class GroundedAnswerer:
                 problems.append(f"claim {c.text[:60]!r} has no valid citation")
         return _Checked(claims, problems)
 
-    def answer(
-        self, question: str, hits: list[Hit], *, config_hash: str, trace: list[TraceEvent] | None = None
-    ) -> Answer:
-        trace = list(trace or [])
-        sources = assemble(hits, k=self.settings.max_sources, budget_tokens=self.settings.context_tokens)
-        messages = self._prompt(question, sources)
+    def _call(
+        self,
+        messages: list[Message],
+        budget: Budget,
+        trace: list[TraceEvent],
+        stage: str,
+        *,
+        schema: dict[str, object] | None,
+        temperature: float | None = None,
+    ) -> Completion | None:
+        """One model call charged to ``budget``; None (and a trace note) when the budget is spent."""
+        why = budget.exhausted()
+        if why is not None:
+            trace.append(TraceEvent(stage="budget", detail={"skipped": stage, "reason": why, **budget.used()}))
+            return None
+        t0 = time.perf_counter()
+        completion = self.generator.complete(
+            messages, json_schema=schema, max_tokens=self.settings.max_tokens, temperature=temperature
+        )
+        budget.charge(completion)
+        trace.append(
+            TraceEvent(
+                stage=stage,
+                detail={
+                    "prompt": [m.model_dump() for m in messages],
+                    "reply": completion.text,
+                    "model": completion.model,
+                    "tokens": completion.prompt_tokens + completion.completion_tokens,
+                    "temperature": temperature,
+                },
+                ms=(time.perf_counter() - t0) * 1000,
+            )
+        )
+        return completion
+
+    def _draft(
+        self,
+        messages: list[Message],
+        sources: list[Hit],
+        budget: Budget,
+        trace: list[TraceEvent],
+        tag: str,
+        *,
+        temperature: float | None = None,
+    ) -> _Draft | None:
+        """Generate, enforce every quote (one stricter re-ask), then verify each claim."""
         schema = StructuredAnswer.model_json_schema()
         checked = _Checked([], ["no reply"])
+        reply_text = ""
         for attempt in (1, 2):
-            t0 = time.perf_counter()
-            completion = self.generator.complete(messages, json_schema=schema, max_tokens=self.settings.max_tokens)
-            trace.append(
-                TraceEvent(
-                    stage=f"generate#{attempt}",
-                    detail={
-                        "prompt": [m.model_dump() for m in messages],
-                        "reply": completion.text,
-                        "model": completion.model,
-                        "tokens": completion.prompt_tokens + completion.completion_tokens,
-                    },
-                    ms=(time.perf_counter() - t0) * 1000,
-                )
+            completion = self._call(
+                messages, budget, trace, f"generate{tag}#{attempt}", schema=schema, temperature=temperature
             )
+            if completion is None:
+                if attempt == 1:
+                    return None
+                break
+            reply_text = completion.text
             try:
                 reply = StructuredAnswer.model_validate(json.loads(completion.text))
                 checked = self._check(reply, sources)
@@ -147,7 +229,7 @@ class GroundedAnswerer:
                 checked = _Checked([], [f"the reply is not the required JSON ({str(e)[:120]})"])
             trace.append(
                 TraceEvent(
-                    stage=f"enforce#{attempt}",
+                    stage=f"enforce{tag}#{attempt}",
                     detail={"kept_claims": len(checked.claims), "problems": checked.problems},
                 )
             )
@@ -163,25 +245,106 @@ class GroundedAnswerer:
                     + "\nEvery quote must be copied exactly from the numbered source it cites. Reply again, JSON only.",
                 ),
             ]
-        if self.verifier is not None and checked.claims:
-            kept = []
-            verdicts = []
-            for text, cites in checked.claims:
-                v = self.verifier.verify(text, [src.text[a - src.start : b - src.start] for src, a, b in cites])
-                verdicts.append({"claim": text, **v.model_dump()})
-                if v.label == "SUPPORTED":
-                    kept.append((text, cites))
-            trace.append(TraceEvent(stage="verify", detail={"verifier": self.verifier.name, "verdicts": verdicts}))
-            if len(kept) < len(checked.claims):
-                checked = _Checked(
-                    kept,
-                    checked.problems
-                    + [
-                        f"claim {d['claim'][:60]!r} removed: {d['label']} ({d['reason']})"
-                        for d in verdicts
-                        if d["label"] != "SUPPORTED"
-                    ],
+        return self._verified(checked, reply_text, trace, tag)
+
+    def _verified(self, checked: _Checked, reply_text: str, trace: list[TraceEvent], tag: str) -> _Draft:
+        if self.verifier is None or not checked.claims:
+            return _Draft(checked, reply_text, len(checked.claims), 0.0)
+        kept = []
+        verdicts = []
+        scores = []
+        for text, cites in checked.claims:
+            v = self.verifier.verify(text, [src.text[a - src.start : b - src.start] for src, a, b in cites])
+            verdicts.append({"claim": text, **v.model_dump()})
+            if v.label == "SUPPORTED":
+                kept.append((text, cites))
+                scores.append(1.0 if v.score is None else v.score)
+        trace.append(TraceEvent(stage=f"verify{tag}", detail={"verifier": self.verifier.name, "verdicts": verdicts}))
+        if len(kept) < len(checked.claims):
+            checked = _Checked(
+                kept,
+                checked.problems
+                + [
+                    f"claim {d['claim'][:60]!r} removed: {d['label']} ({d['reason']})"
+                    for d in verdicts
+                    if d["label"] != "SUPPORTED"
+                ],
+            )
+        return _Draft(checked, reply_text, len(kept), sum(scores) / len(scores) if scores else 0.0)
+
+    def _critique_revise(
+        self,
+        question: str,
+        messages: list[Message],
+        sources: list[Hit],
+        draft: _Draft,
+        budget: Budget,
+        trace: list[TraceEvent],
+        rounds: int,
+    ) -> list[_Draft]:
+        """Ask the model to critique its draft against the sources, then to revise it; each revision is
+        enforced and verified like a draft."""
+        out: list[_Draft] = []
+        current = draft
+        for r in range(1, rounds + 1):
+            critique_msgs = [
+                *messages,
+                Message(role="assistant", content=current.reply),
+                Message(role="user", content=_CRITIQUE),
+            ]
+            critique = self._call(critique_msgs, budget, trace, f"critique#{r}", schema=None)
+            if critique is None:
+                break
+            if critique.text.strip().upper().rstrip(".") == "OK":
+                trace.append(TraceEvent(stage=f"critique#{r}", detail={"result": "no problems found"}))
+                break
+            revise_msgs = [
+                *critique_msgs,
+                Message(role="assistant", content=critique.text),
+                Message(role="user", content=_REVISE),
+            ]
+            revised = self._draft(revise_msgs, sources, budget, trace, f"-revise{r}")
+            if revised is None:
+                break
+            out.append(revised)
+            current = revised
+        return out
+
+    def answer(
+        self, question: str, hits: list[Hit], *, config_hash: str, trace: list[TraceEvent] | None = None
+    ) -> Answer:
+        trace = list(trace or [])
+        c = self.settings.compute
+        budget = Budget(c.max_calls, c.max_tokens, c.max_seconds)
+        sources = assemble(hits, k=self.settings.max_sources, budget_tokens=self.settings.context_tokens)
+        messages = self._prompt(question, sources)
+        drafts: list[_Draft] = []
+        if c.strategy == "best_of_n":
+            for i in range(1, c.n + 1):
+                d = self._draft(messages, sources, budget, trace, f"-{i}", temperature=c.temperature)
+                if d is None:
+                    break
+                drafts.append(d)
+        else:
+            first = self._draft(messages, sources, budget, trace, "")
+            if first is not None:
+                drafts.append(first)
+                if c.strategy == "critique_revise":
+                    drafts += self._critique_revise(question, messages, sources, first, budget, trace, c.rounds)
+        best = max(range(len(drafts)), key=lambda i: (drafts[i].supported, drafts[i].support), default=None)
+        if c.strategy != "single" or best is None:
+            trace.append(
+                TraceEvent(
+                    stage="compute",
+                    detail={
+                        "strategy": c.strategy,
+                        "drafts": [{"supported_claims": d.supported, "support": round(d.support, 4)} for d in drafts],
+                        "chosen": best,
+                        **budget.used(),
+                    },
                 )
+            )
+        checked = drafts[best].checked if best is not None else _Checked([], ["the compute budget allowed no call"])
         if not checked.claims:
             return Answer(
                 question=question,

@@ -1,31 +1,15 @@
 from __future__ import annotations
 
 import json
-import math
 from importlib import resources
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
 from tether.errors import ModelError
+from tether.models._linear import Logistic
 
 DEFAULT_MODEL_FILE = "support_model.json"
-
-
-class Logistic(BaseModel):
-    """A standardised logistic regression: p = sigmoid(intercept + coef . (x - mean) / scale)."""
-
-    features: list[str]
-    mean: list[float]
-    scale: list[float]
-    coef: list[float]
-    intercept: float
-
-    def probability(self, x: list[float]) -> float:
-        z = self.intercept
-        for v, m, s, c in zip(x, self.mean, self.scale, self.coef, strict=True):
-            z += c * (v - m) / (s or 1.0)
-        return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
 
 
 class SupportModel(BaseModel):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +49,41 @@ retrieval:
   top_k: 5                      # chunks handed to the answerer
   collapse_threshold: 0.8       # near-identical hits are collapsed into the best one
 
+rerank:
+  enabled: {rerank_enabled}                 # reorder the retrieved candidates before the top_k are taken
+  model: learned                # packaged model trained on SciFact train (no model pass), or an ONNX cross-encoder
+  tokenizer: null               # tokenizer.json, needed when model is a path
+  depth: null                   # candidates reranked; null = the depth chosen at training under a latency budget
+  max_length: 256               # cross-encoder only: tokens per (query, passage) pair
+
+judge:                          # checks each claim of an llm-mode answer against the quotes it cites
+  kind: learned                 # learned (packaged, offline), llm (the llm.url model) or onnx (your NLI model)
+  model: null                   # learned: a judge_model.json (null = packaged); onnx: path to the .onnx file
+  tokenizer: null               # onnx: its tokenizer.json
+  labels: [CONTRADICTED, UNSUPPORTED, SUPPORTED]  # onnx: output order (MNLI: contradiction, neutral, entailment)
+  support_threshold: 0.5        # onnx: least p(SUPPORTED)
+
 answer:
-  mode: extractive              # no LLM: quote the sentences that answer, with citations
+  mode: extractive              # extractive (no LLM: quote the sentences that answer) or llm (needs llm.url)
   max_sentences: 2
   threshold: null               # support threshold; null = the value calibrated on SQuAD 2.0 (see README)
   not_found_text: Not in the documents.
+  # llm mode: the prompt is part of the config, so its hash is stamped on every answer; the exact
+  # messages sent are in each answer's trace. Bump prompt_version when you change it.
+  system_prompt: {system_prompt}
+  prompt_version: 1
+  max_sources: 6                # numbered sources in the prompt
+  context_tokens: 1500          # token budget of those sources (deduped, MMR-diversified, strongest at the edges)
+  max_tokens: 600               # answer length limit
+  verify: true                  # the judge checks every claim; unsupported claims are dropped
+  compute:                      # inference-time compute, each strategy under a hard budget
+    strategy: single            # single, best_of_n (judge picks the best draft) or critique_revise
+    n: 3                        # best_of_n: drafts
+    temperature: 0.7            # best_of_n: sampling temperature
+    rounds: 1                   # critique_revise: rounds
+    max_calls: 8                # budget: model calls per answer
+    max_tokens: 12000           # budget: prompt + completion tokens per answer
+    max_seconds: 120            # budget: seconds per answer
 
 llm:                            # an OpenAI-compatible model server (vLLM, llama.cpp, Ollama, hosted)
   url: null                     # e.g. http://127.0.0.1:8080/v1; env TETHER_LLM_URL wins; null = offline
@@ -77,9 +108,16 @@ policy:
 
 def default_yaml() -> str:
     """The commented tether.yaml that ``tether init`` writes (values are the defaults)."""
-    r = Settings().retrieval
+    d = Settings()
+    r = d.retrieval
     text = _TEMPLATE.format(
-        fusion=r.fusion, rrf_k=r.rrf_k, alpha=r.alpha, title_weight=r.title_weight, section_weight=r.section_weight
+        fusion=r.fusion,
+        rrf_k=r.rrf_k,
+        alpha=r.alpha,
+        title_weight=r.title_weight,
+        section_weight=r.section_weight,
+        rerank_enabled=str(d.rerank.enabled).lower(),
+        system_prompt=json.dumps(d.answer.system_prompt),
     )
     return "\n".join(_align_comment(line) for line in text.split("\n"))
 

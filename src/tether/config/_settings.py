@@ -64,6 +64,53 @@ class RetrievalSettings(_Strict):
     )
 
 
+class RerankSettings(_Strict):
+    enabled: bool = Field(False, description="rerank retrieved chunks before they are returned or answered from")
+    model: str = Field(
+        "learned",
+        description="'learned' (packaged, trained on SciFact train; no model pass) or a path to an ONNX cross-encoder",
+    )
+    tokenizer: str | None = Field(None, description="tokenizer.json for a cross-encoder given by path")
+    depth: int | None = Field(
+        None, ge=1, le=1000, description="candidates reranked; null = the depth chosen at training (latency budget)"
+    )
+    max_length: int = Field(256, ge=16, le=8192, description="cross-encoder: tokens per (query, passage) pair")
+
+
+JudgeLabel = Literal["SUPPORTED", "UNSUPPORTED", "CONTRADICTED"]
+_MNLI_ORDER: tuple[JudgeLabel, ...] = ("CONTRADICTED", "UNSUPPORTED", "SUPPORTED")
+
+
+class JudgeSettings(_Strict):
+    kind: Literal["learned", "llm", "onnx"] = Field(
+        "learned",
+        description="who checks claims: learned (packaged, offline), llm (the llm.url model) or onnx (an NLI model)",
+    )
+    model: str | None = Field(None, description="learned: a judge_model.json (null = packaged); onnx: the .onnx file")
+    tokenizer: str | None = Field(None, description="onnx: its tokenizer.json")
+    labels: list[JudgeLabel] = Field(
+        default_factory=lambda: list(_MNLI_ORDER),
+        description="onnx: the model's output labels in order (MNLI heads: contradiction, neutral, entailment)",
+    )
+    support_threshold: float = Field(0.5, ge=0.0, le=1.0, description="onnx: least p(SUPPORTED) to call it supported")
+
+
+class ComputeSettings(_Strict):
+    """Inference-time compute in llm mode, each strategy under a hard budget."""
+
+    strategy: Literal["single", "best_of_n", "critique_revise"] = Field(
+        "single",
+        description="single draft; best_of_n (sample n, keep the one the judge supports most); "
+        "critique_revise (draft, critique against the sources, revise)",
+    )
+    n: int = Field(3, ge=1, le=16, description="best_of_n: drafts sampled")
+    temperature: float = Field(0.7, ge=0.0, le=2.0, description="best_of_n: sampling temperature")
+    rounds: int = Field(1, ge=1, le=5, description="critique_revise: critique and revise rounds")
+    max_calls: int = Field(8, ge=1, description="budget: model calls per answer (drafts, critiques, re-asks)")
+    max_tokens: int = Field(12_000, ge=100, description="budget: prompt + completion tokens per answer")
+    max_seconds: float = Field(120.0, gt=0, description="budget: wall-clock seconds per answer")
+
+
 DEFAULT_SYSTEM_PROMPT = (
     "You answer questions only from the numbered sources you are given. Every claim must cite the source it "
     "comes from with a quote copied word for word from that source. If the sources do not contain the answer, "
@@ -86,6 +133,7 @@ class AnswerSettings(_Strict):
         None, ge=0.0, le=1.0, description="support threshold; null = the calibrated value shipped with Tether"
     )
     not_found_text: str = "Not in the documents."
+    compute: ComputeSettings = ComputeSettings()
 
 
 class LLMSettings(_Strict):
@@ -121,6 +169,8 @@ class Settings(_Strict):
     ingest: IngestSettings = IngestSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
+    rerank: RerankSettings = RerankSettings()
+    judge: JudgeSettings = JudgeSettings()
     answer: AnswerSettings = AnswerSettings()
     llm: LLMSettings = LLMSettings()
     evals: EvalSettings = EvalSettings()

@@ -66,6 +66,7 @@ class Hit(BaseModel):
     dense_rank: int | None = None
     lexical_score: float | None = None
     dense_score: float | None = None
+    rerank_score: float | None = None
 
 
 class SearchFilters(BaseModel):

@@ -39,7 +39,12 @@ class Generator(Protocol):
     model_id: str
 
     def complete(
-        self, messages: list[Message], *, json_schema: dict[str, Any] | None = None, max_tokens: int = 512
+        self,
+        messages: list[Message],
+        *,
+        json_schema: dict[str, Any] | None = None,
+        max_tokens: int = 512,
+        temperature: float | None = None,
     ) -> Completion: ...
 
 
@@ -70,12 +75,18 @@ class OpenAICompatGenerator:
         self._client.close()
 
     def complete(
-        self, messages: list[Message], *, json_schema: dict[str, Any] | None = None, max_tokens: int = 512
+        self,
+        messages: list[Message],
+        *,
+        json_schema: dict[str, Any] | None = None,
+        max_tokens: int = 512,
+        temperature: float | None = None,
     ) -> Completion:
+        """One chat completion; ``temperature`` overrides the generator's own for this call (sampling)."""
         body: dict[str, Any] = {
             "model": self.model_id,
             "messages": [m.model_dump() for m in messages],
-            "temperature": self.temperature,
+            "temperature": self.temperature if temperature is None else temperature,
             "max_tokens": max_tokens,
         }
         if json_schema is not None:

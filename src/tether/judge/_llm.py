@@ -1,29 +1,12 @@
-"""Verify each claim against its cited spans: SUPPORTED, UNSUPPORTED or CONTRADICTED, with a reason."""
+"""A judge that asks a model (any OpenAI-compatible server) whether the evidence supports a claim."""
 
 from __future__ import annotations
 
 import json
-from typing import Literal, Protocol
-
-from pydantic import BaseModel
 
 from tether.errors import TetherError
+from tether.judge._protocol import Verdict
 from tether.models import Generator, Message
-
-Label = Literal["SUPPORTED", "UNSUPPORTED", "CONTRADICTED"]
-
-
-class Verdict(BaseModel):
-    label: Label
-    reason: str
-    error: bool = False
-
-
-class ClaimVerifier(Protocol):
-    name: str
-
-    def verify(self, claim: str, evidence: list[str]) -> Verdict: ...
-
 
 _SYSTEM = (
     "You check one claim against evidence quotes. SUPPORTED: the evidence states it. CONTRADICTED: the evidence "
@@ -40,7 +23,7 @@ _SCHEMA = {
 }
 
 
-class LLMClaimVerifier:
+class LLMJudge:
     """A model judges each claim (through the Generator protocol). An unreadable reply counts as
     UNSUPPORTED with ``error`` set: a claim is never kept because its check failed."""
 
@@ -63,8 +46,11 @@ class LLMClaimVerifier:
             label = str(data["label"]).strip().upper()
             if label not in ("SUPPORTED", "UNSUPPORTED", "CONTRADICTED"):
                 raise ValueError(f"unknown label {label!r}")
-            return Verdict.model_validate({"label": label, "reason": str(data.get("reason", ""))})
+            return Verdict.model_validate({"label": label, "reason": str(data.get("reason", "")), "judge": self.name})
         except (ValueError, KeyError, TypeError) as e:
-            return Verdict(label="UNSUPPORTED", reason=f"verifier reply unreadable ({e})", error=True)
+            return Verdict(label="UNSUPPORTED", reason=f"judge reply unreadable ({e})", error=True, judge=self.name)
         except TetherError as e:
-            return Verdict(label="UNSUPPORTED", reason=f"verifier failed ({e})", error=True)
+            return Verdict(label="UNSUPPORTED", reason=f"judge failed ({e})", error=True, judge=self.name)
+
+
+LLMClaimVerifier = LLMJudge  # the name used before the judge package existed

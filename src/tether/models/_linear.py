@@ -1,0 +1,58 @@
+"""Small linear models Tether trains itself (logistic and softmax regression), evaluated with numpy only.
+
+Training happens in bench/ scripts (scikit-learn there); the fitted weights are plain JSON so the
+package needs no learning library at run time.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from pydantic import BaseModel
+
+
+class Logistic(BaseModel):
+    """A standardised logistic regression: p = sigmoid(intercept + coef . (x - mean) / scale)."""
+
+    features: list[str]
+    mean: list[float]
+    scale: list[float]
+    coef: list[float]
+    intercept: float
+
+    def probability(self, x: list[float]) -> float:
+        z = self.intercept
+        for v, m, s, c in zip(x, self.mean, self.scale, self.coef, strict=True):
+            z += c * (v - m) / (s or 1.0)
+        return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
+
+    def probabilities(self, xs: list[list[float]]) -> list[float]:
+        """``probability`` of many rows at once."""
+        if not xs:
+            return []
+        x = (np.asarray(xs, dtype=np.float64) - np.asarray(self.mean)) / np.where(
+            np.asarray(self.scale) == 0, 1.0, np.asarray(self.scale)
+        )
+        z = np.clip(x @ np.asarray(self.coef) + self.intercept, -50.0, 50.0)
+        return [float(p) for p in 1.0 / (1.0 + np.exp(-z))]
+
+
+class Softmax(BaseModel):
+    """A standardised multinomial logistic regression over ``labels``."""
+
+    features: list[str]
+    labels: list[str]
+    mean: list[float]
+    scale: list[float]
+    coef: list[list[float]]  # [label][feature]
+    intercept: list[float]
+
+    def probabilities(self, x: list[float]) -> dict[str, float]:
+        v = (np.asarray(x, dtype=np.float64) - np.asarray(self.mean)) / np.where(
+            np.asarray(self.scale) == 0, 1.0, np.asarray(self.scale)
+        )
+        z = np.asarray(self.coef) @ v + np.asarray(self.intercept)
+        z = np.exp(z - z.max())
+        p = z / z.sum()
+        return {label: float(q) for label, q in zip(self.labels, p, strict=True)}

@@ -1,0 +1,100 @@
+"""A user's ONNX cross-encoder / NLI model plugs in by path and is run for real by onnxruntime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from onnx_pair import tokenizer_path, write_counter_model
+
+from tether.config import JudgeSettings, RerankSettings
+from tether.contracts import Hit
+from tether.errors import ConfigError, ModelError
+from tether.judge import OnnxNLIJudge, judge_from_settings
+from tether.models._cross_encoder import OnnxPairModel
+from tether.rerank import OnnxCrossEncoder, reranker_from_settings
+
+
+def _hit(i: int, text: str) -> Hit:
+    return Hit(
+        chunk_id=i, doc_id=i, path=f"d{i}.md", title="", section=[], start=0, end=len(text), text=text, score=1.0
+    )
+
+
+def test_cross_encoder_reranks_by_the_models_logit(tmp_path: Path) -> None:
+    model = write_counter_model(tmp_path / "ce.onnx", ["python"])
+    ce = OnnxCrossEncoder(OnnxPairModel(model, tokenizer_path(), batch_size=2))
+    hits = [_hit(1, "no snakes here"), _hit(2, "python python python"), _hit(3, "a python"), _hit(4, "none")]
+    out = ce.rerank("tell me", hits)
+    assert [h.chunk_id for h in out[:2]] == [2, 3]
+    assert out[0].rerank_score is not None and out[0].rerank_score > out[1].rerank_score  # type: ignore[operator]
+    assert sorted(h.chunk_id for h in out) == [1, 2, 3, 4]
+
+
+def test_query_and_passage_are_fed_as_a_pair(tmp_path: Path) -> None:
+    # The token is in the query only: every pair scores the same, so the order is kept.
+    model = write_counter_model(tmp_path / "ce.onnx", ["python"])
+    ce = OnnxCrossEncoder(OnnxPairModel(model, tokenizer_path()))
+    s = ce.scores("python", [_hit(1, "a"), _hit(2, "b")])
+    assert s[0] == pytest.approx(s[1]) and s[0] > 0.5
+
+
+def test_a_flat_output_and_a_model_without_token_types_work(tmp_path: Path) -> None:
+    model = write_counter_model(tmp_path / "ce.onnx", ["python"], with_token_types=False, rank=1)
+    ce = OnnxCrossEncoder(OnnxPairModel(model, tokenizer_path()))
+    assert [h.chunk_id for h in ce.rerank("q", [_hit(1, "x"), _hit(2, "python")])] == [2, 1]
+
+
+def test_nli_judge_reads_labels_in_the_configured_order(tmp_path: Path) -> None:
+    model = write_counter_model(tmp_path / "nli.onnx", ["false", "maybe", "true"])
+    judge = OnnxNLIJudge(OnnxPairModel(model, tokenizer_path()), ["CONTRADICTED", "UNSUPPORTED", "SUPPORTED"])
+    assert judge.verify("the claim", ["true true true"]).label == "SUPPORTED"
+    assert judge.verify("the claim", ["false false false"]).label == "CONTRADICTED"
+    assert judge.verify("the claim", ["maybe maybe"]).label == "UNSUPPORTED"
+    v = judge.verify("the claim", [])
+    assert v.label == "UNSUPPORTED" and v.reason == "no evidence cited"
+
+
+def test_nli_judge_support_needs_the_threshold(tmp_path: Path) -> None:
+    model = write_counter_model(tmp_path / "nli.onnx", ["false", "maybe", "true"])
+    judge = OnnxNLIJudge(OnnxPairModel(model, tokenizer_path()), ["CONTRADICTED", "UNSUPPORTED", "SUPPORTED"])
+    judge.support_threshold = 0.99
+    v = judge.verify("the claim", ["true maybe"])  # SUPPORTED is the most probable, but not sure enough
+    assert v.label == "UNSUPPORTED" and v.score is not None and v.score < 0.99
+
+
+def test_wrong_label_count_is_a_clear_error(tmp_path: Path) -> None:
+    model = write_counter_model(tmp_path / "nli.onnx", ["false", "true"])
+    judge = OnnxNLIJudge(OnnxPairModel(model, tokenizer_path()), ["CONTRADICTED", "UNSUPPORTED", "SUPPORTED"])
+    with pytest.raises(ModelError, match="gives 2 labels"):
+        judge.verify("c", ["e"])
+
+
+def test_missing_or_broken_files_name_the_path(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="nope.onnx does not exist"):
+        OnnxPairModel(tmp_path / "nope.onnx", tokenizer_path())
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="bad.onnx cannot be loaded"):
+        OnnxPairModel(bad, tokenizer_path()).logits([("a", "b")])
+
+
+def test_settings_pick_the_plugged_in_models(tmp_path: Path) -> None:
+    write_counter_model(tmp_path / "ce.onnx", ["python"])
+    r = reranker_from_settings(RerankSettings(enabled=True, model="ce.onnx", tokenizer=str(tokenizer_path())), tmp_path)
+    assert isinstance(r, OnnxCrossEncoder)
+    assert reranker_from_settings(RerankSettings(enabled=False), tmp_path) is None
+    with pytest.raises(ConfigError, match="rerank.tokenizer"):
+        reranker_from_settings(RerankSettings(enabled=True, model="ce.onnx"), tmp_path)
+    write_counter_model(tmp_path / "nli.onnx", ["false", "maybe", "true"])
+    j = judge_from_settings(
+        JudgeSettings(kind="onnx", model="nli.onnx", tokenizer=str(tokenizer_path())),
+        tmp_path,
+        embedder=lambda: pytest.fail("an ONNX judge needs no embedder"),
+        generator=lambda: pytest.fail("an ONNX judge needs no generator"),
+    )
+    assert isinstance(j, OnnxNLIJudge) and j.verify("c", ["true"]).label == "SUPPORTED"
+    with pytest.raises(ConfigError, match="judge.model"):
+        judge_from_settings(
+            JudgeSettings(kind="onnx"), tmp_path, embedder=lambda: pytest.fail(), generator=lambda: pytest.fail()
+        )
