@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,11 +13,13 @@ import numpy.typing as npt
 from tether.contracts import DocumentMeta, Hit, SearchFilters, StoreStats
 from tether.errors import IndexMismatchError, IndexMissingError
 from tether.store._ann import AnnIndex
+from tether.store._lexical import LexicalIndex
 from tether.store._protocol import NewDocument, ScoredId
 
 SCHEMA_VERSION = 2
+FTS_TOKENIZE = "porter unicode61 remove_diacritics 2"
 
-_SCHEMA = """
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents (
     id INTEGER PRIMARY KEY,
@@ -65,7 +68,7 @@ CREATE TRIGGER IF NOT EXISTS chunks_stale_dups AFTER DELETE ON chunks BEGIN
 END;
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     text, title, section, content='chunks', content_rowid='id',
-    tokenize='porter unicode61 remove_diacritics 2'
+    tokenize='{FTS_TOKENIZE}'
 );
 CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
     INSERT INTO chunks_fts(rowid, text, title, section) VALUES (new.id, new.text, new.title, new.section);
@@ -98,6 +101,9 @@ class SQLiteStore:
         self.path = path
         self.ann_threshold = ann_threshold
         self._ann: AnnIndex | None = None
+        self._lexical: LexicalIndex | None = None
+        self._cache_lock = threading.RLock()  # derived caches are synced and searched by one thread at a time
+        self._count: tuple[int, int] = (-1, 0)  # (generation, chunks)
         self._matrix: npt.NDArray[np.float32] | None = None
         self._ids: npt.NDArray[np.int64] | None = None
         self._loaded_generation = -1
@@ -131,6 +137,9 @@ class SQLiteStore:
         return store
 
     def close(self) -> None:
+        if self._lexical is not None:
+            self._lexical.close()
+            self._lexical = None
         self._conn.close()
 
     def __enter__(self) -> SQLiteStore:
@@ -199,6 +208,10 @@ class SQLiteStore:
         c = self._conn
         c.execute("BEGIN IMMEDIATE")
         try:
+            # chunk ids are allocated here and never reused (SQLite would hand the largest deleted id out
+            # again), so the derived indexes (lexical, HNSW) can trust that an id names one content
+            top = c.execute("SELECT COALESCE(MAX(id), 0) FROM chunks").fetchone()[0]
+            first_id = max(int(self._meta("next_chunk_id") or 0), int(top) + 1)
             old = c.execute("SELECT tags FROM documents WHERE path=?", (doc.path,)).fetchone()
             tags = set(doc.tags) | (set(json.loads(old[0])) if old else set())
             c.execute("DELETE FROM documents WHERE path=?", (doc.path,))
@@ -220,11 +233,12 @@ class SQLiteStore:
                 ),
             )
             doc_id = int(cur.lastrowid or 0)
-            for ch in doc.chunks:
-                cur = c.execute(
-                    'INSERT INTO chunks(doc_id, ord, start, "end", section, section_path, kinds, title, text, vector,'
-                    " minhash) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            c.executemany(
+                'INSERT INTO chunks(id, doc_id, ord, start, "end", section, section_path, kinds, title, text, vector,'
+                " minhash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                [
                     (
+                        first_id + i,
                         doc_id,
                         ch.ord,
                         ch.start,
@@ -236,10 +250,15 @@ class SQLiteStore:
                         ch.text,
                         np.ascontiguousarray(ch.vector, dtype=np.float32).tobytes(),
                         np.ascontiguousarray(ch.signature, dtype=np.uint64).tobytes(),
-                    ),
-                )
-                chunk_id = int(cur.lastrowid or 0)
-                c.executemany("INSERT INTO lsh(band, chunk_id) VALUES (?, ?)", [(k, chunk_id) for k in ch.band_keys])
+                    )
+                    for i, ch in enumerate(doc.chunks)
+                ],
+            )
+            c.executemany(
+                "INSERT INTO lsh(band, chunk_id) VALUES (?, ?)",
+                [(k, first_id + i) for i, ch in enumerate(doc.chunks) for k in ch.band_keys],
+            )
+            self._set_meta("next_chunk_id", str(first_id + len(doc.chunks)))
             c.executemany(
                 "INSERT INTO dup_refs(kept_chunk_id, doc_path) VALUES (?, ?)",
                 [(k, doc.path) for k in sorted(set(doc.duplicate_of))],
@@ -256,6 +275,8 @@ class SQLiteStore:
         c = self._conn
         c.execute("BEGIN IMMEDIATE")
         try:
+            top = c.execute("SELECT COALESCE(MAX(id), 0) FROM chunks").fetchone()[0]
+            self._set_meta("next_chunk_id", str(max(int(self._meta("next_chunk_id") or 0), int(top) + 1)))
             n = c.execute("DELETE FROM documents WHERE path=?", (path,)).rowcount
             c.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'")
             c.execute("COMMIT")
@@ -312,7 +333,29 @@ class SQLiteStore:
         title_weight: float = 1.0,
         section_weight: float = 0.5,
     ) -> list[ScoredId]:
-        """BM25 (FTS5) over chunk text, title and section path; terms are OR-ed. Higher score is better."""
+        """BM25 (FTS5's) over chunk text, title and section path; terms are OR-ed. Higher score is better.
+
+        Scored by :class:`LexicalIndex` over FTS5's own tokens, which gives FTS5's bm25() for every
+        matching chunk at once (``_fts_lexical_search`` is the same query asked of FTS5).
+        """
+        if not terms or n <= 0:
+            return []
+        where, args = self._filter_sql(filters)
+        with self._cache_lock:
+            lex = self._lexical_index()
+            allowed = self._allowed_ids(where, args) if where else None
+            return lex.search(self._conn, terms, n, weights=(1.0, title_weight, section_weight), allowed=allowed)
+
+    def _fts_lexical_search(
+        self,
+        terms: list[str],
+        n: int,
+        filters: SearchFilters | None = None,
+        *,
+        title_weight: float = 1.0,
+        section_weight: float = 0.5,
+    ) -> list[ScoredId]:
+        """The same search asked of FTS5 directly (one bm25() call per matching row): the reference."""
         if not terms or n <= 0:
             return []
         match = " OR ".join(_fts_quote(t) for t in dict.fromkeys(terms))
@@ -328,8 +371,46 @@ class SQLiteStore:
             return []
         return [ScoredId(int(r[0]), -float(r[1])) for r in rows]
 
+    def _lexical_index(self) -> LexicalIndex:
+        """The lexical index, synced with the chunks table if the index changed since the last search."""
+        gen = self._generation()
+        if self._lexical is None:
+            self._lexical = LexicalIndex(self.path.with_name(self.path.name + ".lexical"), FTS_TOKENIZE)
+        if self._lexical.synced_generation != gen:
+            self._lexical.sync(self._conn, gen)
+        return self._lexical
+
+    def _allowed_ids(self, where: str, args: list[Any]) -> npt.NDArray[np.int64]:
+        """Ids of the chunks that pass a filter (``where`` from ``_filter_sql``), ascending."""
+        return np.fromiter(
+            (
+                r[0]
+                for r in self._conn.execute(
+                    f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE 1{where} ORDER BY c.id", args
+                )
+            ),
+            dtype=np.int64,
+        )
+
+    def prepare_search(self) -> None:
+        """Bring the derived search structures (lexical index; vector matrix or HNSW index) up to date now,
+        so that the first search after an ingest does not pay for it."""
+        with self._cache_lock:
+            self._lexical_index()
+            if self._chunk_count() >= self.ann_threshold:
+                self._ann_index()
+            else:
+                self._load_vectors()
+
     def chunk_count(self) -> int:
         return int(self._conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
+
+    def _chunk_count(self) -> int:
+        """``chunk_count()``, counted again only when the index changed (COUNT(*) reads a whole index)."""
+        gen = self._generation()
+        if self._count[0] != gen:
+            self._count = (gen, self.chunk_count())
+        return self._count[1]
 
     def term_document_counts(self, terms: list[str]) -> dict[str, int]:
         """How many chunks contain each term (FTS5 applies its own stemming), for IDF weights."""
@@ -362,10 +443,10 @@ class SQLiteStore:
             rows = self._conn.execute("SELECT id, vector FROM chunks ORDER BY id").fetchall()
             dim = int(self._meta("dim") or 0)
             ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            mat = np.empty((len(rows), dim), dtype=np.float32)
-            for i, r in enumerate(rows):
-                mat[i] = np.frombuffer(r[1], dtype=np.float32)
-            self._ids, self._matrix, self._loaded_generation = ids, mat, gen
+            blob = b"".join([r[1] for r in rows])
+            del rows
+            mat = np.frombuffer(blob, dtype=np.float32).reshape(len(ids), dim) if len(ids) else np.empty((0, dim))
+            self._ids, self._matrix, self._loaded_generation = ids, mat.astype(np.float32, copy=False), gen
         return self._ids, self._matrix
 
     def dense_search(
@@ -379,27 +460,22 @@ class SQLiteStore:
         if n <= 0:
             return []
         where, args = self._filter_sql(filters)
-        if not where and self.chunk_count() >= self.ann_threshold:
-            return self._ann_index().search(vector, n)
-        ids, mat = self._load_vectors()
+        with self._cache_lock:
+            if not where and self._chunk_count() >= self.ann_threshold:
+                return self._ann_index().search(vector, n)
+            ids, mat = self._load_vectors()
         if len(ids) == 0:
             return []
-        scores = mat @ vector.astype(np.float32)
+        # einsum, not ``mat @ vector``: BLAS spreads a matrix-vector product over a thread pool, which on a
+        # busy machine costs ten times the product itself; this loop is single-threaded and vectorised
+        scores = np.einsum("ij,j->i", mat, np.asarray(vector, dtype=np.float32))
         if where:
-            allowed = np.fromiter(
-                (
-                    r[0]
-                    for r in self._conn.execute(
-                        f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE 1{where}", args
-                    )
-                ),
-                dtype=np.int64,
-            )
-            scores = np.where(np.isin(ids, allowed), scores, -np.inf)
+            scores = np.where(np.isin(ids, self._allowed_ids(where, args)), scores, -np.inf)
         k = min(n, len(ids))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]
-        return [ScoredId(int(ids[i]), float(scores[i])) for i in top if np.isfinite(scores[i])]
+        top = top[np.isfinite(scores[top])]
+        return list(map(ScoredId._make, zip(ids[top].tolist(), scores[top].tolist(), strict=True)))
 
     def _vectors_of(self, ids: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
         dim = int(self._meta("dim") or 0)
