@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Mapping
 from typing import Literal
 
 import numpy as np
@@ -16,8 +17,42 @@ from tether.text import content_words, words
 Mode = Literal["hybrid", "lexical", "dense"]
 
 
+RankInfo = tuple[int | None, int | None, float | None, float | None]
+"""A candidate's (lexical rank, dense rank, lexical score, dense score); None where a side missed it."""
+
+
 def _jaccard(a: set[str], b: set[str]) -> float:
     return len(a & b) / len(a | b) if a and b else 0.0
+
+
+class _Info(Mapping[int, RankInfo]):
+    """Chunk id -> :data:`RankInfo` for every fused candidate, worked out when asked (most never are)."""
+
+    def __init__(self, fused: list[ScoredId], lexical: list[ScoredId], dense: list[ScoredId]) -> None:
+        self._fused = fused
+        self._lexical = lexical
+        self._dense = dense
+        self._lex: dict[int, tuple[int, float]] | None = None
+        self._den: dict[int, tuple[int, float]] | None = None
+        self._ids: set[int] | None = None
+
+    def __getitem__(self, chunk_id: int) -> RankInfo:
+        if self._ids is None:
+            self._ids = {x.chunk_id for x in self._fused}
+            self._lex = {x.chunk_id: (i, x.score) for i, x in enumerate(self._lexical, 1)}
+            self._den = {x.chunk_id: (i, x.score) for i, x in enumerate(self._dense, 1)}
+        if chunk_id not in self._ids:
+            raise KeyError(chunk_id)
+        assert self._lex is not None and self._den is not None
+        lr, ls = self._lex.get(chunk_id, (None, None))
+        dr, ds = self._den.get(chunk_id, (None, None))
+        return lr, dr, ls, ds
+
+    def __iter__(self) -> Iterator[int]:
+        return (x.chunk_id for x in self._fused)
+
+    def __len__(self) -> int:
+        return len(self._fused)
 
 
 class Retriever:
@@ -40,7 +75,7 @@ class Retriever:
         mode: Mode = "hybrid",
         filters: SearchFilters | None = None,
         query_vector: npt.NDArray[np.float32] | None = None,
-    ) -> tuple[list[ScoredId], dict[int, tuple[int | None, int | None, float | None, float | None]]]:
+    ) -> tuple[list[ScoredId], Mapping[int, RankInfo]]:
         """All fused candidates, best first, and for each its (lexical rank, dense rank, scores)."""
         s = self.settings
         lexical: list[ScoredId] = []
@@ -64,13 +99,7 @@ class Retriever:
             fused = rrf_fusion([lexical, dense], s.rrf_k)
         else:
             fused = convex_fusion(lexical, dense, s.alpha)
-        info: dict[int, tuple[int | None, int | None, float | None, float | None]] = {}
-        lex_pos = {x.chunk_id: (i + 1, x.score) for i, x in enumerate(lexical)}
-        den_pos = {x.chunk_id: (i + 1, x.score) for i, x in enumerate(dense)}
-        for x in fused:
-            lr, ls = lex_pos.get(x.chunk_id, (None, None))
-            dr, ds = den_pos.get(x.chunk_id, (None, None))
-            info[x.chunk_id] = (lr, dr, ls, ds)
+        info = _Info(fused, lexical, dense)
         self.trace = [
             TraceEvent(
                 stage="retrieve",
@@ -101,30 +130,34 @@ class Retriever:
         k = k or self.settings.top_k
         fused, info = self.rank(query, mode=mode, filters=filters, query_vector=query_vector)
         window = fused[: max(k * 4, k + 10)] if collapse else fused[:k]
-        rows = self.store.hits([x.chunk_id for x in window])
         out: list[Hit] = []
         kept_words: list[set[str]] = []
-        for x in window:
-            hit = rows.get(x.chunk_id)
-            if hit is None:
-                continue
-            if collapse:
-                ws = set(words(hit.text))
-                if any(_jaccard(ws, o) >= self.settings.collapse_threshold for o in kept_words):
+        # chunk rows are fetched a few at a time: collapsing seldom drops many, so most of the window is never read
+        step = k + 5 if collapse else k
+        for b in range(0, len(window), step):
+            part = window[b : b + step]
+            rows = self.store.hits([x.chunk_id for x in part])
+            for x in part:
+                hit = rows.get(x.chunk_id)
+                if hit is None:
                     continue
-                kept_words.append(ws)
-            lr, dr, ls, ds = info[x.chunk_id]
-            out.append(
-                hit.model_copy(
-                    update={
-                        "score": x.score,
-                        "lexical_rank": lr,
-                        "dense_rank": dr,
-                        "lexical_score": ls,
-                        "dense_score": ds,
-                    }
+                if collapse:
+                    ws = set(words(hit.text))
+                    if any(_jaccard(ws, o) >= self.settings.collapse_threshold for o in kept_words):
+                        continue
+                    kept_words.append(ws)
+                lr, dr, ls, ds = info[x.chunk_id]
+                out.append(
+                    hit.model_copy(
+                        update={
+                            "score": x.score,
+                            "lexical_rank": lr,
+                            "dense_rank": dr,
+                            "lexical_score": ls,
+                            "dense_score": ds,
+                        }
+                    )
                 )
-            )
-            if len(out) >= k:
-                break
+                if len(out) >= k:
+                    return out
         return out
