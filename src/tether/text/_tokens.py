@@ -43,7 +43,8 @@ def words(text: str) -> list[str]:
         apostrophes are kept (``"3.5"``, ``"covid-19"``, ``"don't"``). Curly apostrophes are
         normalised to ``'``.
     """
-    return [w.replace("’", "'") for w in _WORD_RE.findall(text.lower())]
+    # ’ and ' join words alike in _WORD_RE, so normalising first gives the same words (and is faster)
+    return _WORD_RE.findall(text.lower().replace("’", "'"))
 
 
 def content_words(text: str) -> list[str]:
