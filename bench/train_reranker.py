@@ -2,8 +2,10 @@
 
 For every query the default hybrid retriever gives its candidates (chunks); a chunk is relevant when
 its abstract is in the qrels. A logistic model over :data:`tether.rerank.RERANK_FEATURES` is fitted on
-train; the rerank depth is chosen on train (5-fold cross-validated scores) under a latency budget.
-Test (300 queries) is scored once with the chosen model and depth.
+train with a pairwise objective (relevant minus irrelevant candidates of the same query); the rerank
+depth is chosen on train (5-fold cross-validation by query) under a latency budget, and
+``helps_on_train`` says whether reranking beat the plain hybrid order there (it decides the default of
+``rerank.enabled``). Test (300 queries) is scored once with the chosen model and depth.
 
     python bench/train_reranker.py            # writes src/tether/data/rerank_model.json
     python bench/train_reranker.py --json
@@ -19,7 +21,6 @@ from pathlib import Path
 import numpy as np
 from rich.progress import track
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GroupKFold
 
 from _common import ROOT, SHARED, need
 from tether import Tether
@@ -92,30 +93,48 @@ def main() -> None:
 
     tr_x = feats(train.queries, tr_pool)
     qids = sorted(tr_pool)
-    X = np.concatenate([tr_x[q] for q in qids])
-    y = np.concatenate([[h.path.removeprefix(BEIR_PREFIX) in train.qrels[q] for h in tr_pool[q]] for q in qids])
-    groups = np.concatenate([[n] * len(tr_pool[q]) for n, q in enumerate(qids)])
-    mean, scale = X.mean(axis=0), X.std(axis=0)
-    scale[scale == 0] = 1.0
-    Z = (X - mean) / scale
-    # 5-fold cross-validated scores on train, split by query, to pick the depth without touching test.
-    cv = np.zeros(len(y))
-    for fit_idx, val_idx in GroupKFold(5).split(Z, y, groups):
-        m = LogisticRegression(C=1.0, max_iter=5000, class_weight="balanced").fit(Z[fit_idx], y[fit_idx])
-        cv[val_idx] = m.predict_proba(Z[val_idx])[:, 1]
-    offsets = np.cumsum([0] + [len(tr_pool[q]) for q in qids])
-    cv_by_q = {q: list(cv[offsets[n] : offsets[n + 1]]) for n, q in enumerate(qids)}
-    lr = LogisticRegression(C=1.0, max_iter=5000, class_weight="balanced").fit(Z, y)
-    model = Logistic(
-        features=list(RERANK_FEATURES),
-        mean=mean.tolist(),
-        scale=scale.tolist(),
-        coef=lr.coef_[0].tolist(),
-        intercept=float(lr.intercept_[0]),
-    )
+    labels = {q: [h.path.removeprefix(BEIR_PREFIX) in train.qrels[q] for h in tr_pool[q]] for q in qids}
+
+    def pairs(qs: list[str], depth: int) -> tuple[np.ndarray, np.ndarray]:
+        """Pairwise examples (relevant minus irrelevant, and the reverse) within each query's head."""
+        rows, ys = [], []
+        for q in qs:
+            f, lab = tr_x[q][:depth], labels[q][:depth]
+            pos = [i for i, v in enumerate(lab) if v]
+            neg = [i for i, v in enumerate(lab) if not v]
+            for a in pos:
+                for b in neg:
+                    rows += [f[a] - f[b], f[b] - f[a]]
+                    ys += [1, 0]
+        return np.array(rows), np.array(ys)
+
+    def fit(qs: list[str], depth: int) -> Logistic:
+        X, y = pairs(qs, depth)
+        scale = X.std(axis=0)
+        scale[scale == 0] = 1.0
+        lr = LogisticRegression(C=1.0, max_iter=5000, fit_intercept=False).fit(X / scale, y)
+        n = len(RERANK_FEATURES)
+        return Logistic(
+            features=list(RERANK_FEATURES),
+            mean=[0.0] * n,
+            scale=scale.tolist(),
+            coef=lr.coef_[0].tolist(),
+            intercept=0.0,
+        )
+
+    # 5-fold cross-validation on train, split by query, picks the depth (and whether reranking helps at all).
+    folds = np.arange(len(qids)) % 5
+    train_by_depth = {}
+    for d in DEPTHS:
+        ranked = {}
+        for k in range(5):
+            m = fit([q for i, q in enumerate(qids) if folds[i] != k], d)
+            for q in (q for i, q in enumerate(qids) if folds[i] == k):
+                ranked[q] = reorder(tr_pool[q], m.probabilities(tr_x[q][:d].tolist()), d)
+        train_by_depth[d] = evaluate(ranked, train.qrels)
 
     # Latency per depth: features + model for the head of the list, one query at a time.
-    reranker = LearnedReranker(RerankModel(model=model, depth=POOL), idf)
+    reranker = LearnedReranker(RerankModel(model=fit(qids, POOL), depth=POOL), idf)
     latency = {}
     for d in DEPTHS:
         lat = []
@@ -124,9 +143,12 @@ def main() -> None:
             reranker.rerank(test.queries[q], te_pool[q][:d])
             lat.append((time.perf_counter() - t0) * 1000)
         latency[d] = round(float(np.percentile(lat, 50)), 2)
-    train_by_depth = {d: evaluate({q: reorder(tr_pool[q], cv_by_q[q], d) for q in qids}, train.qrels) for d in DEPTHS}
     allowed = [d for d in DEPTHS if latency[d] <= args.budget_ms] or [DEPTHS[0]]
     depth = max(allowed, key=lambda d: (train_by_depth[d]["ndcg_at_10"], -d))
+    model = fit(qids, depth)
+    reranker = LearnedReranker(RerankModel(model=model, depth=depth), idf)
+    train_plain = evaluate(tr_pool, train.qrels)
+    helps = train_by_depth[depth]["ndcg_at_10"] > train_plain["ndcg_at_10"]
 
     te_scores = {q: reranker.scores(test.queries[q], te_pool[q][:depth]) for q in te_pool}
     before = evaluate(te_pool, test.qrels)
@@ -135,12 +157,13 @@ def main() -> None:
         "train_queries": len(qids),
         "test_queries": len(te_pool),
         "train_cv_by_depth": {str(d): v for d, v in train_by_depth.items()},
-        "train_without_rerank": evaluate(tr_pool, train.qrels),
+        "train_without_rerank": train_plain,
+        "helps_on_train": helps,
         "rerank_p50_ms_by_depth": {str(d): v for d, v in latency.items()},
         "chosen_depth": depth,
         "test_without_rerank": before,
         "test_with_rerank": after,
-        "coefficients": dict(zip(RERANK_FEATURES, [round(c, 3) for c in lr.coef_[0]], strict=True)),
+        "coefficients": dict(zip(RERANK_FEATURES, [round(c, 3) for c in model.coef], strict=True)),
     }
     RerankModel(
         model=model,
@@ -150,6 +173,7 @@ def main() -> None:
             "test_ndcg_at_10_without": before["ndcg_at_10"],
             "test_ndcg_at_10_with": after["ndcg_at_10"],
             "rerank_p50_ms": latency[depth],
+            "helps_on_train": float(helps),
         },
     ).save(Path(args.out))
     if args.json:

@@ -156,7 +156,9 @@ def test_search_returns_the_expected_file_first(corpus: Corpus, mode: str, query
     hits = corpus.tether.search(query, 5, mode=mode)  # type: ignore[arg-type]
     assert hits, f"{mode} found nothing"
     assert name(hits[0].path) == expected, [name(h.path) for h in hits]
-    assert all(a.score >= b.score for a, b in zip(hits, hits[1:], strict=False))
+    rank_by = [h.score if h.rerank_score is None else h.rerank_score for h in hits]
+    assert rank_by == sorted(rank_by, reverse=True)
+    assert (mode == "hybrid") == all(h.rerank_score is not None for h in hits)  # rerank is on by default
 
 
 def test_search_respects_k(corpus: Corpus) -> None:

@@ -121,7 +121,7 @@ class Tether:
 
         k = k or self.settings.retrieval.top_k
         retriever = self.retriever()
-        reranker = self.reranker()
+        reranker = self.reranker() if mode == "hybrid" else None  # trained on hybrid candidates' scores
         if reranker is None:
             hits = retriever.search(query, k, mode=mode, filters=filters, query_vector=query_vector)
             return hits, list(retriever.trace)
@@ -174,7 +174,7 @@ class Tether:
     def search(
         self, query: str, k: int | None = None, *, mode: Mode = "hybrid", filters: SearchFilters | None = None
     ) -> list[Hit]:
-        """The top-k chunks for ``query`` (reranked when ``rerank.enabled``)."""
+        """The top-k chunks for ``query`` (hybrid hits are reranked when ``rerank.enabled``)."""
         return self._retrieve(query, k, mode=mode, filters=filters)[0]
 
     def _policy(self) -> Any:

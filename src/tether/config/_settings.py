@@ -65,7 +65,7 @@ class RetrievalSettings(_Strict):
 
 
 class RerankSettings(_Strict):
-    enabled: bool = Field(False, description="rerank retrieved chunks before they are returned or answered from")
+    enabled: bool = Field(True, description="rerank retrieved chunks before they are returned or answered from")
     model: str = Field(
         "learned",
         description="'learned' (packaged, trained on SciFact train; no model pass) or a path to an ONNX cross-encoder",
