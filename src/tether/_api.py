@@ -96,13 +96,14 @@ class Tether:
         from tether.judge import judge_from_settings
         from tether.models import generator_from_settings
 
+        s = self.settings
         with self._lock:
             if self._judge is None:
                 self._judge = judge_from_settings(
-                    self.settings.judge,
-                    self.settings.root,
+                    s.judge,
+                    s.root,
                     embedder=lambda: self.embedder,
-                    generator=lambda: generator_or_error(generator_from_settings(self.settings.llm)),
+                    generator=lambda: generator_or_error(generator_from_settings(s.llm, s.root)),
                     idf=self._store_idf(),
                 )
             return self._judge
@@ -277,7 +278,7 @@ class Tether:
 
         with self._lock:
             if self._grounded_obj is None:
-                gen = generator_or_error(generator_from_settings(self.settings.llm))
+                gen = generator_or_error(generator_from_settings(self.settings.llm, self.settings.root))
                 verifier = self.judge() if self.settings.answer.verify else None
                 self._grounded_obj = GroundedAnswerer(gen, self.settings.answer, verifier)
             return self._grounded_obj

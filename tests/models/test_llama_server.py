@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -74,3 +75,24 @@ def test_a_server_killed_mid_stream_is_a_transient_error() -> None:
                 if got == 3:
                     srv.process.kill()
         assert got >= 3
+
+
+def test_a_local_gguf_in_tether_yaml_is_served_by_llama_cpp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tether import Tether
+    from tether.models._llama_server import _running
+
+    monkeypatch.delenv("TETHER_LLM_URL", raising=False)
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("# Office\n\nThe office opens at 9 am and closes at 5 pm.\n")
+    cfg = {"llm": {"gguf": GGUF, "llama_python": PY, "n_ctx": 2048}, "answer": {"mode": "llm", "max_tokens": 200}}
+    (tmp_path / "tether.yaml").write_text(json.dumps(cfg))
+    t = Tether.open(tmp_path / "tether.yaml")
+    t.ingest([tmp_path / "docs"])
+    a = t.ask("When does the office open?")
+    gen = next(e for e in a.trace if e.stage.startswith("generate"))
+    assert gen.detail["reply"] and gen.detail["model"]  # a real completion came back from the local model
+    assert a.abstained or all(c.quote in (tmp_path / "docs" / "a.md").read_text() for c in a.citations)
+    servers = [srv for _, srv in _running.values()]
+    assert len(servers) == 1 and servers[0].process.poll() is None
+    Tether.open(tmp_path / "tether.yaml").ask("When does it close?")
+    assert [srv for _, srv in _running.values()] == servers  # one server per process and model, reused

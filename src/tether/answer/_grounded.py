@@ -114,14 +114,6 @@ class Budget:
         return {"calls": self.calls, "tokens": self.tokens, "seconds": round(time.perf_counter() - self.started, 3)}
 
 
-_CRITIQUE = (
-    "Review your answer against the numbered sources. List every claim that its quote does not state, every "
-    "quote not copied exactly, and any part of the question the sources answer that your answer leaves out. "
-    "Reply with a short list, or with OK alone if nothing is wrong."
-)
-_REVISE = "Revise your answer to fix these problems. Reply with JSON only, in the same format as before."
-
-
 class GroundedAnswerer:
     """Answers with an LLM through the Generator protocol, keeping only what the sources show verbatim."""
 
@@ -222,15 +214,22 @@ class GroundedAnswerer:
                     return None
                 break
             reply_text = completion.text
+            proposed = 0
             try:
                 reply = StructuredAnswer.model_validate(json.loads(completion.text))
+                proposed = sum(len(c.citations) for c in reply.claims)
                 checked = self._check(reply, sources)
             except (ValueError, ValidationError) as e:
                 checked = _Checked([], [f"the reply is not the required JSON ({str(e)[:120]})"])
             trace.append(
                 TraceEvent(
                     stage=f"enforce{tag}#{attempt}",
-                    detail={"kept_claims": len(checked.claims), "problems": checked.problems},
+                    detail={
+                        "kept_claims": len(checked.claims),
+                        "proposed_citations": proposed,
+                        "valid_citations": sum(len(cites) for _, cites in checked.claims),
+                        "problems": checked.problems,
+                    },
                 )
             )
             if not checked.problems or attempt == 2:
@@ -290,7 +289,7 @@ class GroundedAnswerer:
             critique_msgs = [
                 *messages,
                 Message(role="assistant", content=current.reply),
-                Message(role="user", content=_CRITIQUE),
+                Message(role="user", content=self.settings.critique_prompt),
             ]
             critique = self._call(critique_msgs, budget, trace, f"critique#{r}", schema=None)
             if critique is None:
@@ -301,7 +300,7 @@ class GroundedAnswerer:
             revise_msgs = [
                 *critique_msgs,
                 Message(role="assistant", content=critique.text),
-                Message(role="user", content=_REVISE),
+                Message(role="user", content=self.settings.revise_prompt),
             ]
             revised = self._draft(revise_msgs, sources, budget, trace, f"-revise{r}")
             if revised is None:
@@ -391,5 +390,5 @@ class GroundedAnswerer:
 
 def generator_or_error(gen: Generator | None) -> Generator:
     if gen is None:
-        raise TetherError("answer.mode is 'llm' but no model server is set: set llm.url or TETHER_LLM_URL")
+        raise TetherError("answer.mode is 'llm' but no model is set: set llm.url (or TETHER_LLM_URL), or llm.gguf")
     return gen

@@ -62,6 +62,7 @@ judge:                          # checks each claim of an llm-mode answer agains
   tokenizer: null               # onnx: its tokenizer.json
   labels: [CONTRADICTED, UNSUPPORTED, SUPPORTED]  # onnx: output order (MNLI: contradiction, neutral, entailment)
   support_threshold: 0.5        # onnx: least p(SUPPORTED)
+  prompt: {judge_prompt}  # llm: the judge's system prompt
 
 answer:
   mode: extractive              # extractive (no LLM: quote the sentences that answer) or llm (needs llm.url)
@@ -72,6 +73,8 @@ answer:
   # messages sent are in each answer's trace. Bump prompt_version when you change it.
   system_prompt: {system_prompt}
   prompt_version: 1
+  critique_prompt: {critique_prompt}
+  revise_prompt: {revise_prompt}
   max_sources: 6                # numbered sources in the prompt
   context_tokens: 1500          # token budget of those sources (deduped, MMR-diversified, strongest at the edges)
   max_tokens: 600               # answer length limit
@@ -91,6 +94,9 @@ llm:                            # an OpenAI-compatible model server (vLLM, llama
   api_key_env: TETHER_LLM_API_KEY
   timeout_s: 60
   retries: 2                    # on timeouts, 429 and 5xx, with backoff and jitter
+  gguf: null                    # or a local GGUF model: Tether runs llama.cpp's server for it on loopback
+  llama_python: null            # gguf: interpreter with llama-cpp-python[server]; null = this one (tether[llama])
+  n_ctx: 4096                   # gguf: context window
 
 evals:
   judge: auto                   # llm_judge metrics: auto (the LLM if configured, else offline), offline, llm
@@ -118,6 +124,9 @@ def default_yaml() -> str:
         section_weight=r.section_weight,
         rerank_enabled=str(d.rerank.enabled).lower(),
         system_prompt=json.dumps(d.answer.system_prompt),
+        critique_prompt=json.dumps(d.answer.critique_prompt),
+        revise_prompt=json.dumps(d.answer.revise_prompt),
+        judge_prompt=json.dumps(d.judge.prompt),
     )
     return "\n".join(_align_comment(line) for line in text.split("\n"))
 

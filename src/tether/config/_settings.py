@@ -64,6 +64,19 @@ class RetrievalSettings(_Strict):
     )
 
 
+DEFAULT_CRITIQUE_PROMPT = (
+    "Review your answer against the numbered sources. List every claim that its quote does not state, every "
+    "quote not copied exactly, and any part of the question the sources answer that your answer leaves out. "
+    "Reply with a short list, or with OK alone if nothing is wrong."
+)
+DEFAULT_REVISE_PROMPT = "Revise your answer to fix these problems. Reply with JSON only, in the same format as before."
+DEFAULT_JUDGE_PROMPT = (
+    "You check one claim against evidence quotes. SUPPORTED: the evidence states it. CONTRADICTED: the evidence "
+    "states the opposite or a different value. UNSUPPORTED: otherwise. Reply with JSON only: "
+    '{"label": "SUPPORTED" | "UNSUPPORTED" | "CONTRADICTED", "reason": "<one sentence>"}.'
+)
+
+
 class RerankSettings(_Strict):
     enabled: bool = Field(True, description="rerank retrieved chunks before they are returned or answered from")
     model: str = Field(
@@ -93,6 +106,7 @@ class JudgeSettings(_Strict):
         description="onnx: the model's output labels in order (MNLI heads: contradiction, neutral, entailment)",
     )
     support_threshold: float = Field(0.5, ge=0.0, le=1.0, description="onnx: least p(SUPPORTED) to call it supported")
+    prompt: str = Field(DEFAULT_JUDGE_PROMPT, description="llm: the judge's system prompt (hashed with the config)")
 
 
 class ComputeSettings(_Strict):
@@ -123,7 +137,9 @@ class AnswerSettings(_Strict):
         "extractive", description="extractive (offline, quotes sentences) or llm (llm.url, citations enforced)"
     )
     system_prompt: str = Field(DEFAULT_SYSTEM_PROMPT, description="llm mode: the system prompt (hashed)")
-    prompt_version: int = Field(1, description="bump when you change the prompt")
+    prompt_version: int = Field(1, description="bump when you change a prompt")
+    critique_prompt: str = Field(DEFAULT_CRITIQUE_PROMPT, description="llm mode, critique_revise: the critique request")
+    revise_prompt: str = Field(DEFAULT_REVISE_PROMPT, description="llm mode, critique_revise: the revision request")
     max_sources: int = Field(6, ge=1, le=50, description="llm mode: sources in the prompt")
     context_tokens: int = Field(1500, ge=100, description="llm mode: token budget of the sources")
     max_tokens: int = Field(600, ge=16, description="llm mode: answer length limit")
@@ -142,6 +158,13 @@ class LLMSettings(_Strict):
     api_key_env: str = Field("TETHER_LLM_API_KEY", description="environment variable that holds the API key")
     timeout_s: float = Field(60.0, gt=0)
     retries: int = Field(2, ge=0, le=10)
+    gguf: str | None = Field(
+        None, description="a local GGUF model run by llama.cpp's server on loopback (when url is null)"
+    )
+    llama_python: str | None = Field(
+        None, description="gguf: interpreter with llama-cpp-python[server]; null = this one (tether[llama])"
+    )
+    n_ctx: int = Field(4096, ge=256, description="gguf: context window")
 
 
 class EvalSettings(_Strict):

@@ -30,7 +30,7 @@ def judge_from_settings(
 ) -> Judge:
     """Build the configured judge; parts it does not need are never loaded."""
     if settings.kind == "llm":
-        return LLMJudge(generator())
+        return LLMJudge(generator(), settings.prompt)
     if settings.kind == "onnx":
         if settings.model is None or settings.tokenizer is None:
             raise ConfigError("judge.kind onnx needs judge.model (an .onnx file) and judge.tokenizer")

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import json
 
+from tether.config._settings import DEFAULT_JUDGE_PROMPT
 from tether.errors import TetherError
 from tether.judge._protocol import Verdict
 from tether.models import Generator, Message
 
-_SYSTEM = (
-    "You check one claim against evidence quotes. SUPPORTED: the evidence states it. CONTRADICTED: the evidence "
-    "states the opposite or a different value. UNSUPPORTED: otherwise. Reply with JSON only: "
-    '{"label": "SUPPORTED" | "UNSUPPORTED" | "CONTRADICTED", "reason": "<one sentence>"}.'
-)
 _SCHEMA = {
     "type": "object",
     "properties": {
@@ -27,8 +23,9 @@ class LLMJudge:
     """A model judges each claim (through the Generator protocol). An unreadable reply counts as
     UNSUPPORTED with ``error`` set: a claim is never kept because its check failed."""
 
-    def __init__(self, generator: Generator) -> None:
+    def __init__(self, generator: Generator, prompt: str = DEFAULT_JUDGE_PROMPT) -> None:
         self.generator = generator
+        self.prompt = prompt
         self.name = f"llm:{generator.model_id}"
 
     def verify(self, claim: str, evidence: list[str]) -> Verdict:
@@ -36,7 +33,7 @@ class LLMJudge:
         try:
             c = self.generator.complete(
                 [
-                    Message(role="system", content=_SYSTEM),
+                    Message(role="system", content=self.prompt),
                     Message(role="user", content=f"Evidence:\n{quotes}\n\nClaim: {claim}"),
                 ],
                 json_schema=_SCHEMA,

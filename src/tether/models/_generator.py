@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import random
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import httpx
@@ -181,9 +183,16 @@ class OpenAICompatGenerator:
         )
 
 
-def generator_from_settings(settings: LLMSettings) -> OpenAICompatGenerator | None:
-    """The configured model server (env TETHER_LLM_URL / TETHER_LLM_MODEL win over tether.yaml), or None."""
+def generator_from_settings(settings: LLMSettings, root: Path | None = None) -> OpenAICompatGenerator | None:
+    """The configured model server (env TETHER_LLM_URL / TETHER_LLM_MODEL win over tether.yaml), a local GGUF
+    model served by llama.cpp on loopback (``llm.gguf``, relative to ``root``), or None."""
     url = os.environ.get("TETHER_LLM_URL") or settings.url
+    if not url and settings.gguf:
+        from tether.models._llama_server import local_gguf_server
+
+        gguf = Path(settings.gguf).expanduser()
+        gguf = gguf if gguf.is_absolute() or root is None else root / gguf
+        url = local_gguf_server(settings.llama_python or sys.executable, gguf, n_ctx=settings.n_ctx)
     if not url:
         return None
     model = os.environ.get("TETHER_LLM_MODEL") or settings.model or "default"
