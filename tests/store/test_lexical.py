@@ -202,3 +202,22 @@ def test_empty_index_and_empty_queries(tmp_path: Path) -> None:
     assert store.lexical_search(["\u0301"], 5) == []  # no token at all
     store.delete_document("/x.md")
     assert store.lexical_search(["cell"], 5) == []
+
+
+def test_phrase_counts_from_bm25_and_from_positions_agree(tmp_path: Path) -> None:
+    rng = random.Random(17)
+    store = SQLiteStore.open(tmp_path / "i.db", create=True)
+    store.check_embedding("m", 4)
+    _fill(store, rng, 40)
+    store.put_document(_doc("/h.md", ["ha-ha ha-ha-ha covid-19 covid 19 19 covid", "ha ha"], title="ha-ha covid-19"))
+    store.lexical_search(["cell"], 1)
+    lex = store._lexical
+    assert lex is not None
+    for term in ("covid-19", "il-6", "don't", "ha-ha", "ha-ha-ha", "3.5", "β-cells", "5-ht", "tnf-α", "x-y-z"):
+        (tokens,) = lex._tokenizer.tokens([term])
+        from_bm25 = lex._phrase_counts_from_bm25(store._conn, term)
+        assert from_bm25 is not None
+        from_positions = lex._phrase_counts_from_positions(store._conn, tokens)
+        assert np.array_equal(from_bm25[0], from_positions[0]), term
+        assert np.array_equal(from_bm25[1], from_positions[1]), term
+    assert len(lex._phrase_counts_from_positions(store._conn, ("ha", "ha"))[0]) >= 2

@@ -22,7 +22,23 @@ RankInfo = tuple[int | None, int | None, float | None, float | None]
 
 
 def _jaccard(a: set[str], b: set[str]) -> float:
-    return len(a & b) / len(a | b) if a and b else 0.0
+    if not a or not b:
+        return 0.0
+    common = len(a & b)
+    return common / (len(a) + len(b) - common)
+
+
+def _near_copy(ws: set[str], kept: list[set[str]], threshold: float) -> bool:
+    """Whether ``ws`` overlaps one of ``kept`` by at least ``threshold`` (Jaccard)."""
+    n = len(ws)
+    for o in kept:
+        # Jaccard is at most the ratio of the two sizes (also once rounded: division rounds monotonically),
+        # so pairs too different in size cannot reach the threshold
+        if n and o and min(n, len(o)) / max(n, len(o)) < threshold:
+            continue
+        if _jaccard(ws, o) >= threshold:
+            return True
+    return False
 
 
 class _Info(Mapping[int, RankInfo]):
@@ -34,18 +50,15 @@ class _Info(Mapping[int, RankInfo]):
         self._dense = dense
         self._lex: dict[int, tuple[int, float]] | None = None
         self._den: dict[int, tuple[int, float]] | None = None
-        self._ids: set[int] | None = None
 
     def __getitem__(self, chunk_id: int) -> RankInfo:
-        if self._ids is None:
-            self._ids = {x.chunk_id for x in self._fused}
+        if self._lex is None or self._den is None:
             self._lex = {x.chunk_id: (i, x.score) for i, x in enumerate(self._lexical, 1)}
             self._den = {x.chunk_id: (i, x.score) for i, x in enumerate(self._dense, 1)}
-        if chunk_id not in self._ids:
-            raise KeyError(chunk_id)
-        assert self._lex is not None and self._den is not None
         lr, ls = self._lex.get(chunk_id, (None, None))
         dr, ds = self._den.get(chunk_id, (None, None))
+        if lr is None and dr is None:  # the fused candidates are exactly those of the two sides
+            raise KeyError(chunk_id)
         return lr, dr, ls, ds
 
     def __iter__(self) -> Iterator[int]:
@@ -143,7 +156,7 @@ class Retriever:
                     continue
                 if collapse:
                     ws = set(words(hit.text))
-                    if any(_jaccard(ws, o) >= self.settings.collapse_threshold for o in kept_words):
+                    if _near_copy(ws, kept_words, self.settings.collapse_threshold):
                         continue
                     kept_words.append(ws)
                 lr, dr, ls, ds = info[x.chunk_id]

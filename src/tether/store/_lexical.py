@@ -42,6 +42,7 @@ _MAX_CACHED_PHRASES = 4_096
 _REDUCE_EVERY = 4_000_000  # instances reduced to postings at a time while reading
 _TOKENIZE_BATCH = 20_000  # chunks tokenized at a time when syncing
 _VOCAB_TABLE = "temp.tether_lexical_instances"
+_SEPARATOR = "\ue000"
 
 I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
@@ -102,22 +103,47 @@ class Tokenizer:
         if todo:
             if len(self._cache) + len(todo) > _MAX_CACHED_WORDS:
                 self._cache.clear()
-            c = self._conn
-            c.executemany("INSERT INTO t(rowid, text) VALUES (?, ?)", list(enumerate(todo, 1)))
-            found: dict[int, list[tuple[int, str]]] = {}
-            for doc, offset, term in c.execute("SELECT doc, offset, term FROM v"):
-                found.setdefault(int(doc), []).append((int(offset), str(term)))
-            c.execute("DELETE FROM t")
-            for i, t in enumerate(todo, 1):
-                self._cache[t] = tuple(term for _, term in sorted(found.get(i, [])))
+            self._cache.update(zip(todo, self._tokenize(todo), strict=True))
         return [self._cache[t] for t in terms]
+
+    def _tokenize(self, terms: list[str]) -> list[tuple[str, ...]]:
+        c = self._conn
+        c.execute("BEGIN")
+        try:
+            if any(_SEPARATOR in t for t in terms):
+                c.executemany("INSERT INTO t(rowid, text) VALUES (?, ?)", list(enumerate(terms)))
+                found: list[list[tuple[int, str]]] = [[] for _ in terms]
+                for doc, offset, term in c.execute("SELECT doc, offset, term FROM v"):
+                    found[int(doc)].append((int(offset), str(term)))
+                out = [tuple(term for _, term in sorted(f)) for f in found]
+            else:
+                # one row, the terms apart by a token no term can hold (a private-use character: unicode61
+                # keeps it as a token of its own, porter leaves it alone): one insert instead of one per term
+                c.execute("INSERT INTO t(rowid, text) VALUES (1, ?)", (f" {_SEPARATOR} ".join(terms),))
+                out = []
+                current: list[str] = []
+                for _, term in sorted(c.execute("SELECT offset, term FROM v")):
+                    if term == _SEPARATOR:
+                        out.append(tuple(current))
+                        current = []
+                    else:
+                        current.append(str(term))
+                out.append(tuple(current))
+            c.execute("DELETE FROM t")
+        finally:
+            c.execute("COMMIT")
+        return out
 
     def instances(self, rows: Iterable[tuple[int, str, str, str]]) -> list[tuple[str, str]]:
         """Tokenize (chunk id, text, title, section) rows: per term, its instances (see ``_instances_sql``)."""
         c = self._conn
-        c.executemany(f"INSERT INTO t(rowid, {', '.join(COLUMNS)}) VALUES (?, ?, ?, ?)", rows)
-        out = [(str(t), str(s)) for t, s in c.execute(_instances_sql("v"))]
-        c.execute("DELETE FROM t")
+        c.execute("BEGIN")
+        try:
+            c.executemany(f"INSERT INTO t(rowid, {', '.join(COLUMNS)}) VALUES (?, ?, ?, ?)", rows)
+            out = [(str(t), str(s)) for t, s in c.execute(_instances_sql("v"))]
+            c.execute("DELETE FROM t")
+        finally:
+            c.execute("COMMIT")
         return out
 
 
@@ -467,45 +493,85 @@ class LexicalIndex:
         self._norm = K1 * ((1 - B) + B * d / avgdl)
 
     # -- searching -----------------------------------------------------------------
-    def _phrase(self, conn: sqlite3.Connection, tokens: tuple[str, ...]) -> tuple[I32, Counts]:
-        """Rows where the tokens occur one after another in one column, with matches per column."""
+    def _phrase(self, conn: sqlite3.Connection, term: str, tokens: tuple[str, ...]) -> tuple[I32, Counts]:
+        """Rows where ``term``'s tokens occur one after another in one column, with matches per column."""
         got = self._phrases.get(tokens)
-        if got is not None:
-            return got
+        if got is None:
+            got = self._phrase_rows(conn, term, tokens)
+            if len(self._phrases) >= _MAX_CACHED_PHRASES:
+                self._phrases.clear()
+            self._phrases[tokens] = got
+        return got
+
+    def _phrase_rows(self, conn: sqlite3.Connection, term: str, tokens: tuple[str, ...]) -> tuple[I32, Counts]:
+        empty: tuple[I32, Counts] = (np.zeros(0, np.int32), np.zeros((0, 3), np.int64))
+        rows: I32 | None = None
+        for t in tokens:  # rows holding every token, from the matrix: most phrases stop here
+            tid = self._terms.get(t)
+            if tid is None:
+                return empty
+            these = self._rows[int(self._offsets[tid]) : int(self._offsets[tid + 1])]
+            rows = these if rows is None else np.intersect1d(rows, these, assume_unique=True)
+            if len(rows) == 0:
+                return empty
+        got = self._phrase_counts_from_bm25(conn, term)
+        return got if got is not None else self._phrase_counts_from_positions(conn, tokens)
+
+    def _phrase_counts_from_bm25(self, conn: sqlite3.Connection, term: str) -> tuple[I32, Counts] | None:
+        """FTS5 matches the phrase (positions are its business); the matches per column come back out of
+        bm25() asked with one column weighted at a time: for one phrase ``s = idf * f (k1 + 1) / (f + K)``,
+        so ``f = r K / (k1 + 1 - r)`` with ``r = s / idf``, an integer (checked; None if it is not)."""
+        quoted = '"' + term.replace('"', '""') + '"'
+        got = conn.execute(
+            f"SELECT rowid, -bm25({self.fts}, 1.0, 0.0, 0.0), -bm25({self.fts}, 0.0, 1.0, 0.0),"
+            f" -bm25({self.fts}, 0.0, 0.0, 1.0) FROM {self.fts} WHERE {self.fts} MATCH ? ORDER BY rowid",
+            (quoted,),
+        ).fetchall()
+        if not got:
+            return np.zeros(0, np.int32), np.zeros((0, 3), np.int64)
+        a = np.array(got, dtype=np.float64)
+        ids = a[:, 0].astype(np.int64)
+        rows = np.searchsorted(self._chunk_ids, ids)
+        if rows.max() >= len(self._chunk_ids) or not np.array_equal(self._chunk_ids[rows], ids):
+            return None
+        n_hit = len(ids)  # FTS5 counts the phrase's rows for its IDF the same way
+        idf = math.log((self._n_rows - n_hit + 0.5) / (n_hit + 0.5))
+        idf = idf if idf > 0.0 else 1e-6
+        ratio = a[:, 1:] / idf
+        freq = ratio * self._norm[rows][:, None] / ((K1 + 1.0) - ratio)
+        counts = np.rint(freq)
+        if not np.all(np.abs(freq - counts) <= 1e-6 * np.maximum(counts, 1.0)):
+            return None
+        return rows.astype(np.int32), counts.astype(np.int64)
+
+    def _phrase_counts_from_positions(self, conn: sqlite3.Connection, tokens: tuple[str, ...]) -> tuple[I32, Counts]:
+        """The same from FTS5's token positions (slower: every position of every token is read)."""
         table = self._vocab_table(conn)
-        found: dict[str, tuple[I64, I64]] = {}
+        found: dict[str, list[tuple[int, int]]] = {}
         for t in dict.fromkeys(tokens):
             keys, offsets = conn.execute(
                 f"SELECT group_concat(doc * 4 + {_col_index('col')}), group_concat(offset) FROM {table}"
                 " WHERE term = ?",
                 (t,),
             ).fetchone()
-            found[t] = (_ints(keys), _ints(offsets))
-        result: tuple[I32, Counts] = (np.zeros(0, np.int32), np.zeros((0, 3), np.int64))
-        if all(len(found[t][0]) for t in tokens):
-            span = max(int(found[t][1].max()) for t in tokens) + len(tokens) + 1
-            top = max(int(found[t][0].max()) for t in tokens) + 1
-            if top * span < 2**62:
-                start: I64 | None = None
-                for j, t in enumerate(tokens):
-                    keys, offsets = found[t]
-                    at = keys * span + (offsets - j + len(tokens))
-                    start = np.unique(at) if start is None else np.intersect1d(start, at)
-                assert start is not None
-                doccol, counts = np.unique(start // span, return_counts=True)
-                docs = doccol >> 2
-                rows = np.searchsorted(self._chunk_ids, docs)
-                ok = rows < len(self._chunk_ids)
-                ok[ok] = self._chunk_ids[rows[ok]] == docs[ok]
-                if np.any(ok):
-                    urows, inv = np.unique(rows[ok], return_inverse=True)
-                    tf = np.zeros((len(urows), 3), np.int64)
-                    np.add.at(tf, (inv, (doccol & 3)[ok]), counts[ok])
-                    result = (urows.astype(np.int32), tf)
-        if len(self._phrases) >= _MAX_CACHED_PHRASES:
-            self._phrases.clear()
-        self._phrases[tokens] = result
-        return result
+            found[t] = list(zip(_ints(keys).tolist(), _ints(offsets).tolist(), strict=True))
+        starts: set[tuple[int, int]] | None = None
+        for j, t in enumerate(tokens):
+            at = {(k, o - j) for k, o in found[t]}
+            starts = at if starts is None else starts & at
+        per: dict[tuple[int, int], int] = {}
+        for k, _ in starts or ():
+            per[(k >> 2, k & 3)] = per.get((k >> 2, k & 3), 0) + 1
+        docs = sorted({d for d, _ in per})
+        ids = np.asarray(docs, np.int64)
+        rows = np.searchsorted(self._chunk_ids, ids)
+        tf = np.zeros((len(docs), 3), np.int64)
+        index = {d: i for i, d in enumerate(docs)}
+        for (d, col), c in per.items():
+            tf[index[d], col] = c
+        ok = rows < len(self._chunk_ids)
+        ok[ok] = self._chunk_ids[rows[ok]] == ids[ok]
+        return rows[ok].astype(np.int32), tf[ok]
 
     def search(
         self,
@@ -526,7 +592,8 @@ class LexicalIndex:
         tf_parts: list[Counts] = []
         idfs: list[float] = []
         n_rows = self._n_rows
-        for tokens in self._tokenizer.tokens(list(dict.fromkeys(terms))):
+        unique = list(dict.fromkeys(terms))
+        for term, tokens in zip(unique, self._tokenizer.tokens(unique), strict=True):
             if len(tokens) == 1:
                 tid = self._terms.get(tokens[0])
                 if tid is None:
@@ -534,7 +601,7 @@ class LexicalIndex:
                 o0, o1 = int(self._offsets[tid]), int(self._offsets[tid + 1])
                 rows, tf = self._rows[o0:o1], self._tf[o0:o1]
             elif tokens:
-                rows, tf = self._phrase(conn, tokens)
+                rows, tf = self._phrase(conn, term, tokens)
             else:
                 continue
             if self._n_dead and len(rows):
