@@ -71,3 +71,27 @@ def test_band_keys_shape_and_band_separation() -> None:
 def test_estimated_jaccard_length_mismatch() -> None:
     with pytest.raises(ValueError):
         estimated_jaccard(signature("a b c", 64), signature("a b c", 128))
+
+
+def test_signatures_equal_datasketch_minhash() -> None:
+    """The batched signatures are datasketch's, value for value (stored signatures stay comparable)."""
+    import random
+
+    from datasketch import MinHash
+
+    from tether.ingest._dedupe import _SCHEME, _SEED, _permutations, _shingles, signatures
+
+    rng = random.Random(4)
+    vocab = PARAGRAPH.split() + OTHER.split() + ["naïve", "covid-19", "3.5", "Ünïcode", "中文"]
+    texts = ["", "!!!", "one", "two words", "a b c", PARAGRAPH, OTHER, "x " * 3000]
+    texts += [" ".join(rng.choice(vocab) for _ in range(rng.randint(0, 300))) for _ in range(60)]
+    for num_perm in (64, 128, 5):
+        got = signatures(texts, num_perm)
+        assert got.dtype == np.uint64 and got.shape == (len(texts), num_perm)
+        for text, sig in zip(texts, got, strict=True):
+            m = MinHash(num_perm=num_perm, seed=_SEED, scheme=_SCHEME, permutations=_permutations(num_perm))
+            shingles = _shingles(text)
+            if shingles:
+                m.update_batch(list(shingles))
+            assert np.array_equal(sig, np.asarray(m.hashvalues, dtype=np.uint64))
+            assert np.array_equal(signature(text, num_perm), sig)

@@ -425,3 +425,21 @@ def test_integrity_problems_reports_a_chunk_count_mismatch(filled: SQLiteStore, 
     conn.close()
     problems = filled.integrity_problems()
     assert any("beta.md" in p and "5 declared" in p for p in problems)
+
+
+def test_batch_writes_documents_together_and_undoes_only_a_failed_one(store: SQLiteStore) -> None:
+    with store.batch():
+        store.put_document(make_doc("/b/one.md", ["first document text"]))
+        store.put_document(make_doc("/b/two.md", ["second document text"]))
+    assert store.paths() == ["/b/one.md", "/b/two.md"]
+
+    bad = make_doc("/b/bad.md", ["a chunk", "another chunk"])
+    bad.chunks[1].section = [object()]  # type: ignore[list-item]  # fails after the document row is written
+    with pytest.raises(TypeError), store.batch():
+        store.put_document(make_doc("/b/three.md", ["third document text"]))
+        store.put_document(bad)
+    # the document written before the failure is committed; the failed one left nothing behind
+    assert store.paths() == ["/b/one.md", "/b/three.md", "/b/two.md"]
+    assert store.integrity_problems() == []
+    assert "/b/bad.md" not in set(store.chunk_paths().values())
+    assert not store._conn.in_transaction

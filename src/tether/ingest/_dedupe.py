@@ -22,7 +22,7 @@ def _permutations(num_perm: int) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np
     from datasketch import MinHash  # imported here: it pulls in scipy, which CLI start-up does not need
 
     perms = MinHash(num_perm=num_perm, seed=_SEED, scheme=_SCHEME).permutations
-    return perms[0], perms[1]
+    return np.asarray(perms[0], dtype=np.uint64), np.asarray(perms[1], dtype=np.uint64)
 
 
 def _shingles(text: str) -> set[bytes]:
@@ -31,6 +31,21 @@ def _shingles(text: str) -> set[bytes]:
     if len(tokens) < _SHINGLE:
         return {token.encode() for token in tokens}
     return {" ".join(tokens[i : i + _SHINGLE]).encode() for i in range(len(tokens) - _SHINGLE + 1)}
+
+
+_MAX_U64 = np.uint64(2**64 - 1)
+_FMIX = (np.uint64(33), np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53))
+_BATCH_SHINGLES = 4_000  # shingles hashed against every permutation at once (small enough for the cache)
+
+
+def _fmix64(h: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """MurmurHash3's 64-bit finaliser (wrapping arithmetic), the pre-mix of the affine64 scheme."""
+    shift, m1, m2 = _FMIX
+    h = h ^ (h >> shift)
+    h = h * m1
+    h = h ^ (h >> shift)
+    h = h * m2
+    return h ^ (h >> shift)
 
 
 def signature(text: str, num_perm: int) -> npt.NDArray[np.uint64]:
@@ -46,13 +61,38 @@ def signature(text: str, num_perm: int) -> npt.NDArray[np.uint64]:
     Returns:
         ``num_perm`` uint64 hash values.
     """
-    from datasketch import MinHash
+    out: npt.NDArray[np.uint64] = signatures([text], num_perm)[0]
+    return out
 
-    minhash = MinHash(num_perm=num_perm, seed=_SEED, scheme=_SCHEME, permutations=_permutations(num_perm))
-    shingles = _shingles(text)
-    if shingles:
-        minhash.update_batch(list(shingles))
-    return np.asarray(minhash.hashvalues, dtype=np.uint64).copy()
+
+def signatures(texts: list[str], num_perm: int) -> npt.NDArray[np.uint64]:
+    """:func:`signature` of each text, ``[len(texts), num_perm]``, computed together.
+
+    The values are datasketch's (``MinHash(num_perm, seed=1, scheme="affine64")`` updated with the
+    shingles): the first 8 bytes of each shingle's SHA-1 as a little-endian integer, MurmurHash3's
+    finaliser, then ``a * h + b`` modulo 2**64 for each permutation, and the minimum over shingles.
+    """
+    a, b = _permutations(num_perm)
+    out = np.full((len(texts), num_perm), _MAX_U64, dtype=np.uint64)
+    sha1 = hashlib.sha1
+    start = 0
+    while start < len(texts):
+        stop, total = start, 0
+        sets: list[set[bytes]] = []
+        while stop < len(texts) and (total < _BATCH_SHINGLES or stop == start):
+            sets.append(_shingles(texts[stop]))
+            total += len(sets[-1])
+            stop += 1
+        if total:
+            digests = b"".join([sha1(sh).digest()[:8] for one in sets for sh in one])
+            hv = _fmix64(np.frombuffer(digests, dtype="<u8").astype(np.uint64))
+            phv = hv[:, None] * a[None, :] + b[None, :]  # uint64 arithmetic wraps: modulo 2**64
+            sizes = np.array([len(one) for one in sets])
+            filled = np.flatnonzero(sizes)
+            bounds = np.concatenate([[0], np.cumsum(sizes)[:-1]])[filled]
+            out[start + filled] = np.minimum.reduceat(phv, bounds, axis=0)
+        start = stop
+    return out
 
 
 def estimated_jaccard(a: npt.NDArray[np.uint64], b: npt.NDArray[np.uint64]) -> float:

@@ -15,7 +15,7 @@ from tether.config import IngestSettings
 from tether.contracts import Chunk, IngestSummary, ParsedDocument, SkippedFile
 from tether.errors import IngestError
 from tether.ingest._chunk import chunk_document
-from tether.ingest._dedupe import band_keys, estimated_jaccard, lsh_params, signature
+from tether.ingest._dedupe import band_keys, estimated_jaccard, lsh_params, signatures
 from tether.ingest.parsers import parse_file
 from tether.models import Embedder
 from tether.store import NewChunk, NewDocument, SQLiteStore
@@ -72,10 +72,11 @@ class _Pending:
 
 
 class Ingestor:
-    """parse -> chunk -> dedupe -> embed -> index, one transaction per document.
+    """parse -> chunk -> dedupe -> embed -> index; each document is written whole or not at all.
 
-    Documents are embedded in batches across files (so small files still fill a batch)
-    and written one by one, so a crash loses at most the batch in flight, never a stored document.
+    Documents are embedded in batches across files (so small files still fill a batch) and each batch
+    is written in one transaction (a savepoint per document), so a crash loses at most the batch in
+    flight, never a stored document and never part of one.
     """
 
     def __init__(self, store: SQLiteStore, embedder: Embedder, settings: IngestSettings, *, batch_size: int = 128):
@@ -107,13 +108,21 @@ class Ingestor:
         except OSError as e:
             raise IngestError(f"unreadable: {e.strerror or e}") from None
 
-    def _duplicate_of(self, sig: npt.NDArray[np.uint64], keys: list[bytes], path: str) -> _Ref | None:
-        """The chunk (stored id, or queued (path, ord)) that this signature nearly duplicates, if any."""
+    def _duplicate_of(
+        self, sig: npt.NDArray[np.uint64], keys: list[bytes], path: str, stored: set[bytes]
+    ) -> _Ref | None:
+        """The chunk (stored id, or queued (path, ord)) that this signature nearly duplicates, if any.
+
+        ``stored``: the keys among this document's that stored chunks (of other documents) have; a chunk
+        with none of them has no stored near-duplicate, and the store is not asked.
+        """
         th = self.settings.dedupe.threshold
         for k in keys:
             for other, opath, oord in self._pending_bands.get(k, ()):
                 if estimated_jaccard(sig, other) >= th:
                     return (opath, oord)
+        if stored.isdisjoint(keys):
+            return None
         found = self.store.near_duplicates(keys, sig, th, exclude_path=path)
         return found[0] if found else None
 
@@ -187,10 +196,11 @@ class Ingestor:
         bands: list[list[bytes]] = []
         dups: list[_Ref] = []
         d = self.settings.dedupe
-        for ch in chunks:
-            sig = signature(ch.text, d.num_perm)
-            keys = band_keys(sig, self._bands, self._rows)
-            ref = self._duplicate_of(sig, keys, key) if d.enabled else None
+        all_sigs = signatures([ch.text for ch in chunks], d.num_perm)
+        all_keys = [band_keys(sig, self._bands, self._rows) for sig in all_sigs]
+        stored = self.store.stored_band_keys([k for keys in all_keys for k in keys], key) if d.enabled else set()
+        for ch, sig, keys in zip(chunks, all_sigs, all_keys, strict=True):
+            ref = self._duplicate_of(sig, keys, key, stored) if d.enabled else None
             if ref is not None:
                 dups.append(ref)
                 continue
@@ -223,7 +233,7 @@ class Ingestor:
         self.summary.skipped.append(SkippedFile(path=str(path), reason=reason))
 
     def flush(self) -> None:
-        """Embed every queued chunk in batches, then write each queued document in its own transaction."""
+        """Embed every queued chunk in batches, then write the queued documents in one transaction."""
         if not self._pending:
             return
         texts = [embedding_text(p.title, c.section, c.text) for p in self._pending for c in p.chunks]
@@ -232,8 +242,15 @@ class Ingestor:
         t1 = time.perf_counter()
         self.summary.embed_seconds += t1 - t0
         self.store.check_embedding(self.embedder.model_id, self.embedder.dim)
-        i = 0
         written: dict[tuple[str, int], int] = {}
+        with self.store.batch():
+            self._write_pending(vectors, written)
+        self.summary.index_seconds += time.perf_counter() - t1
+        self._pending.clear()
+        self._pending_bands.clear()
+
+    def _write_pending(self, vectors: npt.NDArray[np.float32], written: dict[tuple[str, int], int]) -> None:
+        i = 0
         for p in self._pending:
             new_chunks = []
             for ch, sig, keys in zip(p.chunks, p.signatures, p.bands, strict=True):
@@ -277,9 +294,6 @@ class Ingestor:
                 self.summary.added += 1
             self.summary.chunks += len(new_chunks)
             self.summary.duplicates_removed += len(p.duplicates)
-        self.summary.index_seconds += time.perf_counter() - t1
-        self._pending.clear()
-        self._pending_bands.clear()
 
     def remove_missing(self, roots: list[Path], seen: set[str]) -> None:
         """Delete stored documents under a folder root whose files are gone."""

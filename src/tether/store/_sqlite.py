@@ -3,6 +3,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -206,7 +208,8 @@ class SQLiteStore:
     def put_document(self, doc: NewDocument) -> int:
         """Insert or replace the document at ``doc.path`` with its chunks, in one transaction."""
         c = self._conn
-        c.execute("BEGIN IMMEDIATE")
+        nested = c.in_transaction
+        c.execute("SAVEPOINT put_document" if nested else "BEGIN IMMEDIATE")
         try:
             # chunk ids are allocated here and never reused (SQLite would hand the largest deleted id out
             # again), so the derived indexes (lexical, HNSW) can trust that an id names one content
@@ -265,11 +268,39 @@ class SQLiteStore:
             )
             c.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'")
             self._set_meta("last_ingest", str(datetime.now(UTC).timestamp()))
-            c.execute("COMMIT")
+            c.execute("RELEASE put_document" if nested else "COMMIT")
         except BaseException:
-            c.execute("ROLLBACK")
+            if nested:
+                c.execute("ROLLBACK TO put_document")
+                c.execute("RELEASE put_document")
+            else:
+                c.execute("ROLLBACK")
             raise
         return doc_id
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Write several documents in one transaction (each still all or nothing, by a savepoint).
+
+        Committing once for many small documents saves most of the cost of a write (at each commit FTS5
+        writes and merges a segment, and SQLite appends every page it touched to the WAL). A crash loses
+        the batch, never part of a document. An exception undoes the document it interrupted; the
+        documents written before it are committed, as they would have been one by one.
+        """
+        c = self._conn
+        if c.in_transaction:
+            yield
+            return
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            try:
+                c.execute("COMMIT")
+            except sqlite3.Error:
+                c.execute("ROLLBACK")
+            raise
+        c.execute("COMMIT")
 
     def delete_document(self, path: str) -> bool:
         c = self._conn
@@ -284,6 +315,27 @@ class SQLiteStore:
             c.execute("ROLLBACK")
             raise
         return n > 0
+
+    def stored_band_keys(self, band_keys: list[bytes], exclude_path: str) -> set[bytes]:
+        """The keys among ``band_keys`` that a stored chunk outside ``exclude_path`` has (one query for a document).
+
+        Only a chunk with one of these can have a stored near-duplicate, so the ingest asks
+        :meth:`near_duplicates` for those alone.
+        """
+        keys = list(dict.fromkeys(band_keys))
+        out: set[bytes] = set()
+        for b in range(0, len(keys), 500):
+            part = keys[b : b + 500]
+            marks = ",".join("?" * len(part))
+            out.update(
+                bytes(r[0])
+                for r in self._conn.execute(
+                    f"SELECT DISTINCT l.band FROM lsh l JOIN chunks c ON c.id = l.chunk_id"
+                    f" JOIN documents d ON d.id = c.doc_id WHERE l.band IN ({marks}) AND d.path != ?",
+                    [*part, exclude_path],
+                )
+            )
+        return out
 
     def near_duplicates(
         self, band_keys: list[bytes], signature: npt.NDArray[np.uint64], threshold: float, exclude_path: str
