@@ -31,6 +31,8 @@ from _common import CACHE, ROOT, SquadQuestion, load_squad, squad_store
 from tether import Tether
 from tether.answer import ANSWER_FEATURES, FEATURES, ExtractiveAnswerer, Logistic, SupportModel
 from tether.answer._features import answer_features
+from tether.judge import StoreIdf
+from tether.rerank import rerank_depth, reranker_from_settings
 from tether.retrieve import Retriever
 
 MODEL_OUT = ROOT / "src" / "tether" / "data" / "support_model.json"
@@ -67,6 +69,7 @@ def collect(t: Tether, questions: list[SquadQuestion], *, calibration_only: bool
             [
                 t.settings.index_hash,
                 t.settings.retrieval.model_dump(mode="json"),
+                t.settings.rerank.model_dump(mode="json"),
                 FEATURES,
                 [q.id for q in questions],
                 calibration_only,
@@ -81,10 +84,17 @@ def collect(t: Tether, questions: list[SquadQuestion], *, calibration_only: bool
     store = squad_store(t, load_squad(), calibration_only=calibration_only)
     retriever = Retriever(store, t.embedder, t.settings.retrieval)
     answerer = ExtractiveAnswerer(store, t.embedder, t.settings.answer, _placeholder())
+    reranker = reranker_from_settings(t.settings.rerank, t.settings.root, StoreIdf(store))
+    top_k = t.settings.retrieval.top_k
     qvecs = t.embedder.embed([q.question for q in questions])
     out = []
     for i, q in enumerate(track(questions, description="features", transient=True)):
-        hits = retriever.search(q.question)
+        # The same retrieval as Tether.ask: hybrid, then the reranker's order when it is enabled.
+        if reranker is None:
+            hits = retriever.search(q.question, query_vector=qvecs[i])
+        else:
+            depth = max(rerank_depth(t.settings.rerank, reranker), top_k)
+            hits = reranker.rerank(q.question, retriever.search(q.question, depth, query_vector=qvecs[i]))[:top_k]
         cands = answerer.candidates(q.question, hits, qvecs[i])
         out.append([(c.features, (not q.is_impossible) and contains_answer(c.text, q.answers)) for c in cands])
     store.close()
@@ -128,7 +138,14 @@ def rates(decisions: list[tuple[float, bool]], qs: list[SquadQuestion], th: floa
     ans_ok = sum(1 for p, ok in ans if p >= th and ok) / max(len(ans), 1)
     una_abstain = sum(1 for p in una if p < th) / max(len(una), 1)
     correct = sum(1 for p, ok in ans if p >= th and ok) + sum(1 for p in una if p < th)
+    # The support decision as a judge: "SUPPORTED" = answered. Precision over every answered question;
+    # recall over the answerable questions whose best sentence does hold a gold answer.
+    answered = sum(1 for p, _ in ans if p >= th) + sum(1 for p in una if p >= th)
+    right = sum(1 for p, ok in ans if p >= th and ok)
+    supportable = sum(1 for _, ok in ans if ok)
     return {
+        "supported_precision": right / max(answered, 1),
+        "supported_recall": right / max(supportable, 1),
         "answerable_cited_correct": ans_ok,
         "answerable_answered": sum(1 for p, _ in ans if p >= th) / max(len(ans), 1),
         "answerable_top1_contains_answer_no_abstention": sum(1 for _, ok in ans if ok) / max(len(ans), 1),
