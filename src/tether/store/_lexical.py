@@ -627,7 +627,10 @@ class LexicalIndex:
         size = len(self._chunk_ids)
         # bincount adds in input order: phrase by phrase, as FTS5 sums a row's score
         scores = np.bincount(rows, weights=contrib, minlength=size)
-        cand = np.flatnonzero(np.bincount(rows, minlength=size))
+        if min(weights) >= 1e-3:  # every match then scores above 0 (idf >= 1e-6, freq >= 1e-3)
+            cand = np.flatnonzero(scores > 0)
+        else:  # a match in a column of weight 0 scores 0 and is still a match
+            cand = np.flatnonzero(np.bincount(rows, minlength=size))
         if allowed is not None:
             cand = cand[np.isin(self._chunk_ids[cand], allowed, assume_unique=True)]
         s = scores[cand]
