@@ -92,12 +92,18 @@ def _assert_same(store: SQLiteStore, rng: random.Random, queries: int = 60) -> N
                     assert {x.chunk_id for x in got} == {x.chunk_id for x in want}
 
 
+def _assert_counts_same(store: SQLiteStore) -> None:
+    terms = [*WORDS, "nothing-here", "\u0301", "ha-ha", "Cells", "don't"]
+    assert store.term_document_counts(terms) == store._fts_term_document_counts(terms)
+
+
 def test_scores_and_ranking_equal_fts5_bm25(tmp_path: Path) -> None:
     rng = random.Random(3)
     store = SQLiteStore.open(tmp_path / "i.db", create=True)
     store.check_embedding("m", 4)
     _fill(store, rng, 60)
     _assert_same(store, rng)
+    _assert_counts_same(store)
     # default weights are binary fractions: the scores are FTS5's bit for bit
     for terms in _queries(rng, 30):
         got = store.lexical_search(terms, 30)
@@ -119,6 +125,7 @@ def test_follows_replaced_deleted_and_added_documents_and_reopens(tmp_path: Path
         store.delete_document(f"/d/{d % 7}/doc{d}.md")
     _fill(store, rng, 10, start=100)
     _assert_same(store, rng, 10)
+    _assert_counts_same(store)
     ids = store.lexical_search(["insulin"], 100)
     assert any(store.hits([x.chunk_id])[x.chunk_id].path == "/d/1/doc29.md" for x in ids)
     store.close()

@@ -573,6 +573,32 @@ class LexicalIndex:
         ok[ok] = self._chunk_ids[rows[ok]] == ids[ok]
         return rows[ok].astype(np.int32), tf[ok]
 
+    def column_counts(self, conn: sqlite3.Connection, terms: list[str], column: int) -> dict[str, int]:
+        """For each term, how many rows hold it (as a phrase of its tokens) in ``column``.
+
+        What ``SELECT COUNT(*) FROM fts WHERE fts MATCH '<column> : "term"'`` counts.
+        """
+        unique = list(dict.fromkeys(terms))
+        out: dict[str, int] = {}
+        for term, tokens in zip(unique, self._tokenizer.tokens(unique), strict=True):
+            if len(tokens) == 1:
+                tid = self._terms.get(tokens[0])
+                if tid is None:
+                    out[term] = 0
+                    continue
+                o0, o1 = int(self._offsets[tid]), int(self._offsets[tid + 1])
+                rows, tf = self._rows[o0:o1], self._tf[o0:o1]
+            elif tokens:
+                rows, tf = self._phrase(conn, term, tokens)
+            else:
+                out[term] = 0
+                continue
+            has = tf[:, column] > 0
+            if self._n_dead:
+                has &= self._alive[rows]
+            out[term] = int(np.count_nonzero(has))
+        return out
+
     def search(
         self,
         conn: sqlite3.Connection,

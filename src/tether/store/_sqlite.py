@@ -458,23 +458,28 @@ class SQLiteStore:
         so that the first search after an ingest does not pay for it."""
         with self._cache_lock:
             self._lexical_index()
-            if self._chunk_count() >= self.ann_threshold:
+            if self.chunk_count() >= self.ann_threshold:
                 self._ann_index()
             else:
                 self._load_vectors()
 
     def chunk_count(self) -> int:
-        return int(self._conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
-
-    def _chunk_count(self) -> int:
-        """``chunk_count()``, counted again only when the index changed (COUNT(*) reads a whole index)."""
+        """Chunks stored (counted again only when the index changed: COUNT(*) reads a whole index)."""
         gen = self._generation()
         if self._count[0] != gen:
-            self._count = (gen, self.chunk_count())
+            self._count = (gen, int(self._conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]))
         return self._count[1]
 
     def term_document_counts(self, terms: list[str]) -> dict[str, int]:
-        """How many chunks contain each term (FTS5 applies its own stemming), for IDF weights."""
+        """How many chunks contain each term in their text (FTS5's tokens: stemmed), for IDF weights.
+
+        What ``COUNT(*) ... MATCH 'text : "term"'`` gives (``_fts_term_document_counts``), read from
+        the lexical index.
+        """
+        with self._cache_lock:
+            return self._lexical_index().column_counts(self._conn, terms, 0)
+
+    def _fts_term_document_counts(self, terms: list[str]) -> dict[str, int]:
         out: dict[str, int] = {}
         for t in dict.fromkeys(terms):
             try:
@@ -563,7 +568,7 @@ class SQLiteStore:
             return []
         where, args = self._filter_sql(filters)
         with self._cache_lock:
-            if not where and self._chunk_count() >= self.ann_threshold:
+            if not where and self.chunk_count() >= self.ann_threshold:
                 return self._ann_index().search(vector, n)
             ids, mat = self._load_vectors()
         if len(ids) == 0:
