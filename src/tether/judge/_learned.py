@@ -7,12 +7,8 @@ ONNX NLI model plugs in by path (``tether.judge.OnnxNLIJudge``) behind the same 
 
 from __future__ import annotations
 
-import json
 import threading
-from importlib import resources
 from pathlib import Path
-
-from pydantic import BaseModel, Field
 
 from tether.errors import ModelError
 from tether.judge._features import JUDGE_FEATURES, EncodedText, judge_features
@@ -20,23 +16,18 @@ from tether.judge._idf import IdfSource, UniformIdf
 from tether.judge._protocol import LABELS, Label, Verdict
 from tether.models import OnnxEmbedder
 from tether.models._cross_encoder import OnnxPairModel, softmax
-from tether.models._linear import Softmax
+from tether.models._linear import Softmax, TrainedModel, load_model_file
 from tether.text import STOPWORDS, stem, words
 
 DEFAULT_JUDGE_FILE = "judge_model.json"
 
 
-class JudgeModel(BaseModel):
+class JudgeModel(TrainedModel):
     """Weights and thresholds of the learned judge (fitted on a training split; see ``trained_on``)."""
 
     model: Softmax
     support_threshold: float
     contradict_threshold: float
-    trained_on: str = ""
-    metrics: dict[str, float] = Field(default_factory=dict)
-
-    def save(self, path: Path) -> None:
-        path.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
 
     def decide(self, p: dict[str, float], x: list[float]) -> Label:
         """The label from the model's probabilities, with one hard rule: a claim whose numbers are not
@@ -52,14 +43,7 @@ class JudgeModel(BaseModel):
 
 def load_judge_model(path: str | Path | None = None) -> JudgeModel:
     """The packaged judge model, or one at ``path``."""
-    try:
-        if path is None:
-            raw = resources.files("tether").joinpath("data", DEFAULT_JUDGE_FILE).read_text(encoding="utf-8")
-        else:
-            raw = Path(path).read_text(encoding="utf-8")
-        m = JudgeModel.model_validate(json.loads(raw))
-    except (OSError, ValueError) as e:
-        raise ModelError(f"cannot load the judge model {path or DEFAULT_JUDGE_FILE} ({e})") from None
+    m = load_model_file(JudgeModel, DEFAULT_JUDGE_FILE, path, "judge model", "run `python bench/train_judge.py`")
     if tuple(m.model.features) != JUDGE_FEATURES:
         raise ModelError(f"judge model {path or DEFAULT_JUDGE_FILE} was trained on other features; retrain it")
     return m

@@ -6,10 +6,16 @@ package needs no learning library at run time.
 
 from __future__ import annotations
 
+import json
 import math
+from importlib import resources
+from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+from tether.errors import ModelError
 
 
 class Logistic(BaseModel):
@@ -56,3 +62,28 @@ class Softmax(BaseModel):
         z = np.exp(z - z.max())
         p = z / z.sum()
         return {label: float(q) for label, q in zip(self.labels, p, strict=True)}
+
+
+class TrainedModel(BaseModel):
+    """A model file Tether writes: weights plus where they were fitted and what they scored there."""
+
+    trained_on: str = ""
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+    def save(self, path: Path) -> None:
+        path.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_model_file(cls: type[M], packaged: str, path: str | Path | None, what: str, how_to_fix: str) -> M:
+    """``cls`` from the JSON file at ``path``, or from the package's data folder when ``path`` is None."""
+    try:
+        if path is None:
+            raw = resources.files("tether").joinpath("data", packaged).read_text(encoding="utf-8")
+        else:
+            raw = Path(path).read_text(encoding="utf-8")
+        return cls.model_validate(json.loads(raw))
+    except (OSError, ValueError) as e:
+        raise ModelError(f"cannot load the {what} {path or packaged} ({e}); {how_to_fix}") from None

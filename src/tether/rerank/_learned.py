@@ -4,49 +4,42 @@ trained by ``bench/train_reranker.py`` on SciFact train queries. A real cross-en
 
 from __future__ import annotations
 
-import json
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, Field
 
 from tether.contracts import Hit
 from tether.errors import ModelError
 from tether.judge import IdfSource, UniformIdf
 from tether.models._cross_encoder import OnnxPairModel, softmax
-from tether.models._linear import Logistic
+from tether.models._linear import Logistic, TrainedModel, load_model_file
 from tether.rerank._features import RERANK_FEATURES, QueryProfile, rerank_features
 from tether.text import words
 
 DEFAULT_RERANK_FILE = "rerank_model.json"
 
 
-class RerankModel(BaseModel):
+class RerankModel(TrainedModel):
     """Weights of the learned reranker and the candidate depth chosen on the training split."""
 
     model: Logistic
     depth: int
-    trained_on: str = ""
-    metrics: dict[str, float] = Field(default_factory=dict)
-
-    def save(self, path: Path) -> None:
-        path.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
 
 
 def load_rerank_model(path: str | Path | None = None) -> RerankModel:
     """The packaged reranker model, or one at ``path``."""
-    try:
-        if path is None:
-            raw = resources.files("tether").joinpath("data", DEFAULT_RERANK_FILE).read_text(encoding="utf-8")
-        else:
-            raw = Path(path).read_text(encoding="utf-8")
-        m = RerankModel.model_validate(json.loads(raw))
-    except (OSError, ValueError) as e:
-        raise ModelError(f"cannot load the reranker model {path or DEFAULT_RERANK_FILE} ({e})") from None
+    m = load_model_file(
+        RerankModel, DEFAULT_RERANK_FILE, path, "reranker model", "run `python bench/train_reranker.py`"
+    )
     if tuple(m.model.features) != RERANK_FEATURES:
         raise ModelError(f"reranker model {path or DEFAULT_RERANK_FILE} was trained on other features; retrain it")
     return m
+
+
+def order_by_scores(hits: list[Hit], scores: list[float]) -> list[Hit]:
+    """``hits`` best score first (ties keep their order), each carrying its ``rerank_score``."""
+    order = sorted(range(len(hits)), key=lambda i: (-scores[i], i))
+    return [hits[i].model_copy(update={"rerank_score": scores[i]}) for i in order]
 
 
 class LearnedReranker:
@@ -62,9 +55,7 @@ class LearnedReranker:
         return self.model.model.probabilities(rerank_features(QueryProfile(query, idf, max_idf), hits))
 
     def rerank(self, query: str, hits: list[Hit]) -> list[Hit]:
-        scores = self.scores(query, hits)
-        order = sorted(range(len(hits)), key=lambda i: (-scores[i], i))
-        return [hits[i].model_copy(update={"rerank_score": scores[i]}) for i in order]
+        return order_by_scores(hits, self.scores(query, hits))
 
 
 class OnnxCrossEncoder:
@@ -84,6 +75,4 @@ class OnnxCrossEncoder:
         return [float(s) for s in softmax(logits)[:, -1]]
 
     def rerank(self, query: str, hits: list[Hit]) -> list[Hit]:
-        scores = self.scores(query, hits)
-        order = sorted(range(len(hits)), key=lambda i: (-scores[i], i))
-        return [hits[i].model_copy(update={"rerank_score": scores[i]}) for i in order]
+        return order_by_scores(hits, self.scores(query, hits))
