@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -11,7 +12,10 @@ import pytest
 
 
 class FakeModelServer:
-    """Replies from a script: each entry is (status, body-text). The last entry repeats."""
+    """Replies from a script: each entry is (status, body-text). The last entry repeats.
+
+    A body starting "CUT:" promises more bytes than it sends, then hangs up; "SLEEP:<s>:" waits s seconds first.
+    """
 
     def __init__(self) -> None:
         self.script: list[tuple[int, str]] = []
@@ -23,6 +27,9 @@ class FakeModelServer:
                 length = int(self.headers.get("Content-Length", 0))
                 server.requests.append(json.loads(self.rfile.read(length)))
                 status, body = server.script.pop(0) if len(server.script) > 1 else server.script[0]
+                if body.startswith("SLEEP:"):  # a slow server: wait, then answer the rest
+                    seconds, body = body.removeprefix("SLEEP:").split(":", 1)
+                    time.sleep(float(seconds))
                 cut = body.startswith("CUT:")  # promise more bytes than are sent, then hang up
                 data = body.removeprefix("CUT:").encode()
                 self.send_response(status)
