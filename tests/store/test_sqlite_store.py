@@ -443,3 +443,21 @@ def test_batch_writes_documents_together_and_undoes_only_a_failed_one(store: SQL
     assert store.integrity_problems() == []
     assert "/b/bad.md" not in set(store.chunk_paths().values())
     assert not store._conn.in_transaction
+
+
+def test_vectors_are_read_in_the_order_asked_for_any_subset(store: SQLiteStore) -> None:
+    rng = np.random.default_rng(3)
+    for d in range(12):
+        doc = make_doc(f"/v/{d}.md", [f"text {d} {i}" for i in range(5)])
+        for ch in doc.chunks:
+            ch.vector = rng.standard_normal(DIM).astype(np.float32)
+        store.put_document(doc)
+    ids, mat = store._load_vectors()
+    assert list(ids) == sorted(store.chunk_paths()) and mat.ctypes.data % 64 == 0
+    truth = {int(i): mat[k] for k, i in enumerate(ids)}
+    for size in (1, 3, len(ids) // 5, len(ids) // 2, len(ids)):  # the IN-list and the streamed reads
+        pick = rng.choice(ids, size, replace=False)
+        got = store._vectors_of(pick)
+        assert np.array_equal(got, np.stack([truth[int(i)] for i in pick]))
+    store.prepare_search()  # lexical index and vector matrix ready; searching changes nothing
+    assert store.dense_search(mat[7], 1)[0].chunk_id == int(ids[7])
