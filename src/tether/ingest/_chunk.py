@@ -103,7 +103,10 @@ class _Packer:
 
     def _gap(self, start: int) -> int:
         """Tokens of whatever lies between the current chunk's end and ``start``."""
-        return estimate_tokens(self.text[self._end : start]) if self._end < start else 0
+        if self._end >= start:
+            return 0
+        gap = self.text[self._end : start]
+        return 0 if gap.isspace() else estimate_tokens(gap)  # mostly a space or a newline: no tokens
 
     def _add(self, start: int, end: int, tokens: int, heading: bool) -> None:
         if self._start < 0:
