@@ -91,6 +91,7 @@ def main() -> None:
                 {
                     "answer": {"mode": "llm", "context_tokens": 1200, "compute": {"strategy": strategy, "n": 3}},
                     "judge": {"kind": args.judge},
+                    "llm": {"timeout_s": 300},  # 2 shared cores: a long draft can take minutes
                 }
             ).with_root(folder)
             t = Tether(settings)
