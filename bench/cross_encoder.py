@@ -351,6 +351,26 @@ def eval_scifact(t: Any, args: argparse.Namespace) -> dict[str, Any]:
         return round(float(np.mean(vals)), 4)
 
     res: dict[str, Any] = {"queries": len(qids), "hybrid_ndcg_at_10": ndcg(pool)}
+    # Tether's packaged learned (feature) reranker on the same candidates, timed the same way (same machine load).
+    from tether.judge import StoreIdf
+    from tether.rerank import LearnedReranker
+
+    learned = LearnedReranker(idf=StoreIdf(store))
+    for depth in (10, 20):
+        ranked, lat_l = {}, []
+        for q in qids:
+            t0 = time.perf_counter()
+            s_l = learned.scores(test.queries[q], pool[q][:depth])
+            lat_l.append((time.perf_counter() - t0) * 1000)
+            order = sorted(range(len(s_l)), key=lambda i: (-s_l[i], i))
+            ranked[q] = [pool[q][i] for i in order] + pool[q][depth:]
+        res[f"learned_reranker_depth_{depth}"] = {
+            "ndcg_at_10": ndcg(ranked),
+            "rerank_p50_ms": round(float(np.percentile(lat_l, 50)), 2),
+        }
+    if args.learned_only:
+        store.close()
+        return res
     for max_len in args.doc_max_length:
         ce = _plugin(args, max_len)
         ce.scores("warm up", pool[qids[0]][:2])
@@ -409,6 +429,7 @@ def main() -> None:
     ap.add_argument("--tasks", nargs="+", default=["squad", "scifact"], choices=["squad", "scifact"])
     ap.add_argument("--doc-max-length", type=int, nargs="+", default=[256], help="SciFact (query, doc) max tokens")
     ap.add_argument("--limit", type=int, default=0, help="eval about N questions per SQuAD split (even sample)")
+    ap.add_argument("--learned-only", action="store_true", help="SciFact: only Tether's learned reranker")
     ap.add_argument("--latency-queries", type=int, default=50, help="SciFact queries timed at depth 10")
     ap.add_argument("--scifact-limit", type=int, default=0, help="eval only the first N SciFact test queries")
     ap.add_argument("--json", action="store_true")
