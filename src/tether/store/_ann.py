@@ -9,35 +9,47 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from tether.store._protocol import ScoredId
 
+if TYPE_CHECKING:
+    from usearch.index import Index
+
 
 class AnnIndex:
     """HNSW over unit vectors with inner-product distance, keyed by chunk id."""
 
     def __init__(self, path: Path, dim: int, *, connectivity: int = 16, expansion_search: int = 128) -> None:
-        from usearch.index import Index
-
         self.path = path
         self.dim = dim
-        self._index = Index(
-            ndim=dim,
-            metric="ip",
-            dtype="f32",
-            connectivity=connectivity,
-            expansion_add=128,
-            expansion_search=expansion_search,
-        )
+        self.connectivity = connectivity
+        self.expansion_search = expansion_search
+        self._index = self._new()
+        self._mapped = False
         if path.exists():
             try:
-                self._index.load(str(path))
+                # memory-mapped (a million vectors are 1.7 GB to read otherwise); loaded only to change it
+                self._index.view(str(path))
+                self._mapped = True
             except Exception:  # a damaged cache is rebuilt from SQLite
-                self._index.reset()  # type: ignore[no-untyped-call]
+                self._index = self._new()
         self.synced_generation = -1
+
+    def _new(self) -> Index:
+        from usearch.index import Index
+
+        return Index(
+            ndim=self.dim,
+            metric="ip",
+            dtype="f32",
+            connectivity=self.connectivity,
+            expansion_add=128,
+            expansion_search=self.expansion_search,
+        )
 
     def __len__(self) -> int:
         return len(self._index)
@@ -55,6 +67,14 @@ class AnnIndex:
         have = np.asarray(self._index.keys, dtype=np.int64) if len(self._index) else np.zeros(0, np.int64)
         extra = np.setdiff1d(have, ids, assume_unique=True)
         missing = np.setdiff1d(ids, have, assume_unique=True)
+        if (len(extra) or len(missing)) and self._mapped:
+            index = self._new()
+            try:
+                index.load(str(self.path))
+            except Exception:  # damaged: start again from SQLite
+                index = self._new()
+                extra, missing = np.zeros(0, np.int64), ids
+            self._index, self._mapped = index, False
         if len(extra):
             self._index.remove(extra.astype(np.uint64))
         if len(missing):
