@@ -228,3 +228,16 @@ def test_phrase_counts_from_bm25_and_from_positions_agree(tmp_path: Path) -> Non
         assert np.array_equal(from_bm25[0], from_positions[0]), term
         assert np.array_equal(from_bm25[1], from_positions[1]), term
     assert len(lex._phrase_counts_from_positions(store._conn, ("ha", "ha"))[0]) >= 2
+
+
+def test_query_terms_are_tokenized_as_fts5_tokenizes_each_alone() -> None:
+    from tether.store._lexical import Tokenizer
+    from tether.store._sqlite import FTS_TOKENIZE
+
+    terms = ["covid-19", "Running", "café", "\u0301", "", "a  b", "x\ue000y", "don't", "β-cells", "3.5", "the"]
+    together = Tokenizer(FTS_TOKENIZE).tokens(terms)  # one insert, or one row per term with the separator in a term
+    alone = [Tokenizer(FTS_TOKENIZE).tokens([t])[0] for t in terms]
+    assert together == alone
+    assert together[0] == ("covid", "19") and together[1] == ("run",) and together[3] == ()
+    plain = [t for t in terms if "\ue000" not in t]
+    assert Tokenizer(FTS_TOKENIZE).tokens(plain) == [a for t, a in zip(terms, alone, strict=True) if t in plain]

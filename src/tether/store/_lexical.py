@@ -9,7 +9,8 @@ the same tokenizer), the same IDF (``log((N - n + 0.5) / (n + 0.5))``, at least 
 normalisation (``k1 = 1.2``, ``b = 0.75``, a row's tokens over all columns against the table's average)
 and the same floating-point operations in the same order, so a score equals FTS5's bit for bit (to the
 last bit when a column weight is not a binary fraction). A term of several tokens (``covid-19``) is a
-phrase, as in FTS5; its positions come from FTS5's own index.
+phrase, as in FTS5, and FTS5 matches it: the rows holding all its tokens come from the matrix, and if
+there are any, FTS5's phrase query gives the matching rows and (through bm25() per column) the matches.
 
 The index lives beside the SQLite file (``index.db.lexical``) and is memory-mapped when opened. Before a
 search it is brought in line with the chunks table (new chunks tokenized and added, removed ones dropped)
