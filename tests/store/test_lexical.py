@@ -241,3 +241,29 @@ def test_query_terms_are_tokenized_as_fts5_tokenizes_each_alone() -> None:
     assert together[0] == ("covid", "19") and together[1] == ("run",) and together[3] == ()
     plain = [t for t in terms if "\ue000" not in t]
     assert Tokenizer(FTS_TOKENIZE).tokens(plain) == [a for t, a in zip(terms, alone, strict=True) if t in plain]
+
+
+def test_search_inside_a_write_batch_sees_it_and_a_rollback_leaves_no_trace(tmp_path: Path) -> None:
+    store = SQLiteStore.open(tmp_path / "i.db", create=True, ann_threshold=1)  # the HNSW index too
+    store.check_embedding("m", 4)
+    store.put_document(_doc("/a.md", ["insulin and glucose"], title="a"))
+    assert len(store.lexical_search(["insulin"], 5)) == len(store.dense_search(np.ones(4, np.float32), 5)) == 1
+    with store.batch():
+        store.put_document(_doc("/b.md", ["insulin again"], title="b", n=1))
+        got = store.lexical_search(["insulin"], 5)
+        assert len(got) == 2 and store.term_document_counts(["insulin"]) == {"insulin": 2}
+        assert len(store.dense_search(np.ones(4, np.float32), 5)) == 2
+    assert store.lexical_search(["insulin"], 5) == got
+
+    # written, searched, then rolled back: the chunk ids come back with other content, and nothing stale shows
+    with pytest.raises(RuntimeError), store.batch():
+        store.put_document(_doc("/c.md", ["kinase kinase kinase"], title="c", n=2))
+        assert store.lexical_search(["kinase"], 5) and store.dense_search(np.ones(4, np.float32), 5)
+        store._conn.execute("ROLLBACK")
+        store._conn.execute("BEGIN IMMEDIATE")
+        raise RuntimeError
+    store.put_document(_doc("/d.md", ["tumour growth"], title="d", n=3))
+    assert store.lexical_search(["kinase"], 5) == []
+    _assert_same(store, random.Random(1), 5)
+    found = {x.chunk_id for x in store.dense_search(np.ones(4, np.float32), 10)}
+    assert found == set(store.chunk_paths())

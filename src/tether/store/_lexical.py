@@ -336,7 +336,9 @@ class LexicalIndex:
         return added, removed
 
     def _read_changes(self, conn: sqlite3.Connection) -> tuple[int, int]:
-        conn.execute("BEGIN")
+        own = not conn.in_transaction
+        if own:
+            conn.execute("BEGIN")
         try:
             ids = np.fromiter((r[0] for r in conn.execute(f"SELECT id FROM {self.content} ORDER BY id")), np.int64)
             live = self._chunk_ids[self._alive] if self._n_dead else self._chunk_ids
@@ -355,7 +357,8 @@ class LexicalIndex:
                 if len(added):
                     self._add(conn, added)
         finally:
-            conn.execute("COMMIT")
+            if own:
+                conn.execute("COMMIT")
         self._refresh_norm()
         return int(len(added)), int(len(removed))
 

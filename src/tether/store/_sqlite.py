@@ -401,6 +401,10 @@ class SQLiteStore:
         """
         if not terms or n <= 0:
             return []
+        if self._conn.in_transaction:  # uncommitted writes: the derived indexes must not follow them
+            return self._fts_lexical_search(
+                terms, n, filters, title_weight=title_weight, section_weight=section_weight
+            )
         where, args = self._filter_sql(filters)
         with self._cache_lock:
             lex = self._lexical_index()
@@ -456,6 +460,8 @@ class SQLiteStore:
     def prepare_search(self) -> None:
         """Bring the derived search structures (lexical index; vector matrix or HNSW index) up to date now,
         so that the first search after an ingest does not pay for it."""
+        if self._conn.in_transaction:
+            return
         with self._cache_lock:
             self._lexical_index()
             if self.chunk_count() >= self.ann_threshold:
@@ -465,6 +471,8 @@ class SQLiteStore:
 
     def chunk_count(self) -> int:
         """Chunks stored (counted again only when the index changed: COUNT(*) reads a whole index)."""
+        if self._conn.in_transaction:  # uncommitted writes may roll back, generation and all
+            return int(self._conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
         gen = self._generation()
         if self._count[0] != gen:
             self._count = (gen, int(self._conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]))
@@ -476,6 +484,8 @@ class SQLiteStore:
         What ``COUNT(*) ... MATCH 'text : "term"'`` gives (``_fts_term_document_counts``), read from
         the lexical index.
         """
+        if self._conn.in_transaction:  # uncommitted writes: the derived indexes must not follow them
+            return self._fts_term_document_counts(terms)
         with self._cache_lock:
             return self._lexical_index().column_counts(self._conn, terms, 0)
 
@@ -562,15 +572,19 @@ class SQLiteStore:
         """Cosine search (vectors are unit length) over the chunks that pass the filters.
 
         Exact (numpy) below ``ann_threshold`` chunks; above it, an HNSW index (usearch) unless filters
-        are given, in which case the search stays exact over the filtered chunks.
+        are given, in which case the search stays exact over the filtered chunks. Inside a write
+        transaction (``batch``) it is exact and keeps nothing: the derived indexes follow committed data only.
         """
         if n <= 0:
             return []
         where, args = self._filter_sql(filters)
         with self._cache_lock:
-            if not where and self.chunk_count() >= self.ann_threshold:
+            if self._conn.in_transaction:  # uncommitted writes (which may roll back): exact, nothing kept
+                ids, mat = self._read_vectors(None)
+            elif not where and self.chunk_count() >= self.ann_threshold:
                 return self._ann_index().search(vector, n)
-            ids, mat = self._load_vectors()
+            else:
+                ids, mat = self._load_vectors()
         if len(ids) == 0:
             return []
         # einsum, not ``mat @ vector``: BLAS spreads a matrix-vector product over a thread pool, which on a
