@@ -62,3 +62,17 @@ def test_ann_search_agrees_with_exact_and_follows_deletes(tmp_path: Path) -> Non
     again = SQLiteStore.open(tmp_path / "i.db", ann_threshold=1)
     assert {x.chunk_id for x in again.dense_search(queries[1], 50)} <= remaining
     again.close()
+
+
+def test_opening_the_hnsw_index_before_the_embedder_does_not_crash(tmp_path: Path) -> None:
+    """usearch loaded before onnxruntime used to kill the process at onnxruntime's import."""
+    import subprocess
+    import sys
+
+    code = (
+        "from pathlib import Path; from tether.store._ann import AnnIndex;"
+        f"AnnIndex(Path({str(tmp_path / 'x.usearch')!r}), 8);"
+        "import onnxruntime; print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-500:]

@@ -7,6 +7,7 @@ costs only a re-sync, never a wrong answer about what is stored.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +19,14 @@ from tether.store._protocol import ScoredId
 
 if TYPE_CHECKING:
     from usearch.index import Index
+
+
+def _import_onnxruntime_first() -> None:
+    """Load onnxruntime before usearch: the other order kills the process (SIGSEGV while onnxruntime's
+    extension loads, seen with usearch 2.26 / numkong 7.8 and onnxruntime 1.32), and a search that opens
+    the HNSW index before embedding its query would load them in that order."""
+    with contextlib.suppress(ImportError):
+        import onnxruntime  # noqa: F401
 
 
 class AnnIndex:
@@ -40,6 +49,7 @@ class AnnIndex:
         self.synced_generation = -1
 
     def _new(self) -> Index:
+        _import_onnxruntime_first()
         from usearch.index import Index
 
         return Index(
