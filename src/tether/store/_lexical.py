@@ -109,43 +109,39 @@ class Tokenizer:
 
     def _tokenize(self, terms: list[str]) -> list[tuple[str, ...]]:
         c = self._conn
-        c.execute("BEGIN")
+        c.execute("BEGIN")  # rolled back afterwards: nothing is ever written
         try:
             if any(_SEPARATOR in t for t in terms):
                 c.executemany("INSERT INTO t(rowid, text) VALUES (?, ?)", list(enumerate(terms)))
                 found: list[list[tuple[int, str]]] = [[] for _ in terms]
                 for doc, offset, term in c.execute("SELECT doc, offset, term FROM v"):
                     found[int(doc)].append((int(offset), str(term)))
-                out = [tuple(term for _, term in sorted(f)) for f in found]
-            else:
-                # one row, the terms apart by a token no term can hold (a private-use character: unicode61
-                # keeps it as a token of its own, porter leaves it alone): one insert instead of one per term
-                c.execute("INSERT INTO t(rowid, text) VALUES (1, ?)", (f" {_SEPARATOR} ".join(terms),))
-                out = []
-                current: list[str] = []
-                for _, term in sorted(c.execute("SELECT offset, term FROM v")):
-                    if term == _SEPARATOR:
-                        out.append(tuple(current))
-                        current = []
-                    else:
-                        current.append(str(term))
-                out.append(tuple(current))
-            c.execute("DELETE FROM t")
+                return [tuple(term for _, term in sorted(f)) for f in found]
+            # one row, the terms apart by a token no term can hold (a private-use character: unicode61
+            # keeps it as a token of its own, porter leaves it alone): one insert instead of one per term
+            c.execute("INSERT INTO t(rowid, text) VALUES (1, ?)", (f" {_SEPARATOR} ".join(terms),))
+            out = []
+            current: list[str] = []
+            for _, term in sorted(c.execute("SELECT offset, term FROM v")):
+                if term == _SEPARATOR:
+                    out.append(tuple(current))
+                    current = []
+                else:
+                    current.append(str(term))
+            out.append(tuple(current))
+            return out
         finally:
-            c.execute("COMMIT")
-        return out
+            c.execute("ROLLBACK")
 
     def instances(self, rows: Iterable[tuple[int, str, str, str]]) -> list[tuple[str, str]]:
         """Tokenize (chunk id, text, title, section) rows: per term, its instances (see ``_instances_sql``)."""
         c = self._conn
-        c.execute("BEGIN")
+        c.execute("BEGIN")  # rolled back afterwards: nothing is ever written
         try:
             c.executemany(f"INSERT INTO t(rowid, {', '.join(COLUMNS)}) VALUES (?, ?, ?, ?)", rows)
-            out = [(str(t), str(s)) for t, s in c.execute(_instances_sql("v"))]
-            c.execute("DELETE FROM t")
+            return [(str(t), str(s)) for t, s in c.execute(_instances_sql("v"))]
         finally:
-            c.execute("COMMIT")
-        return out
+            c.execute("ROLLBACK")
 
 
 class _Postings:
