@@ -8,8 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from _common import SHARED, need
-from tether.answer._features import idf_value
-from tether.text import words
+from tether.text import idf_value, words
 
 
 @dataclass

@@ -32,7 +32,7 @@ from tether import Tether
 from tether.answer import ANSWER_FEATURES, FEATURES, ExtractiveAnswerer, Logistic, SupportModel
 from tether.answer._features import answer_features
 from tether.judge import StoreIdf
-from tether.rerank import rerank_depth, reranker_from_settings
+from tether.rerank import reranker_from_settings, search_and_rerank
 from tether.retrieve import Retriever
 
 MODEL_OUT = ROOT / "src" / "tether" / "data" / "support_model.json"
@@ -90,11 +90,7 @@ def collect(t: Tether, questions: list[SquadQuestion], *, calibration_only: bool
     out = []
     for i, q in enumerate(track(questions, description="features", transient=True)):
         # The same retrieval as Tether.ask: hybrid, then the reranker's order when it is enabled.
-        if reranker is None:
-            hits = retriever.search(q.question, query_vector=qvecs[i])
-        else:
-            depth = max(rerank_depth(t.settings.rerank, reranker), top_k)
-            hits = reranker.rerank(q.question, retriever.search(q.question, depth, query_vector=qvecs[i]))[:top_k]
+        hits, _ = search_and_rerank(retriever, reranker, t.settings.rerank, q.question, top_k, query_vector=qvecs[i])
         cands = answerer.candidates(q.question, hits, qvecs[i])
         out.append([(c.features, (not q.is_impossible) and contains_answer(c.text, q.answers)) for c in cands])
     store.close()

@@ -22,6 +22,7 @@ import hashlib
 import json
 import pickle
 import time
+from pathlib import Path
 
 import numpy as np
 from rich.progress import track
@@ -189,7 +190,7 @@ def main() -> None:
         contradict_threshold=tc,
         trained_on="scifact-train",
         metrics=flat,  # type: ignore[arg-type]
-    ).save(__import__("pathlib").Path(args.out))
+    ).save(Path(args.out))
     if args.json:
         print(json.dumps(metrics, indent=2))
         return

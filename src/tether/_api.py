@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tether.answer import ExtractiveAnswerer, load_support_model
-from tether.config import Settings, load_settings
+from tether.config import Settings, load_settings, resolve_path
 from tether.contracts import Answer, Hit, IngestSummary, SearchFilters, StoreStats, TraceEvent
 from tether.errors import IndexMissingError
 from tether.ingest import ingest_paths
@@ -118,24 +118,20 @@ class Tether:
         query_vector: npt.NDArray[np.float32] | None = None,
     ) -> tuple[list[Hit], list[TraceEvent]]:
         """Retrieve, then rerank the head of the list when a reranker is configured."""
-        from tether.rerank import rerank_depth
+        from tether.rerank import search_and_rerank
 
         k = k or self.settings.retrieval.top_k
-        retriever = self.retriever()
-        reranker = self.reranker() if mode == "hybrid" else None  # trained on hybrid candidates' scores
-        if reranker is None:
-            hits = retriever.search(query, k, mode=mode, filters=filters, query_vector=query_vector)
-            return hits, list(retriever.trace)
-        depth = max(rerank_depth(self.settings.rerank, reranker), k)
-        hits = retriever.search(query, depth, mode=mode, filters=filters, query_vector=query_vector)
-        t0 = time.perf_counter()
-        reranked = reranker.rerank(query, hits)[:k]
-        event = TraceEvent(
-            stage="rerank",
-            detail={"model": reranker.name, "depth": depth, "candidates": len(hits)},
-            ms=(time.perf_counter() - t0) * 1000,
+        reranker = self.reranker() if mode == "hybrid" else None
+        return search_and_rerank(
+            self.retriever(),
+            reranker,
+            self.settings.rerank,
+            query,
+            k,
+            mode=mode,
+            filters=filters,
+            query_vector=query_vector,
         )
-        return reranked, [*retriever.trace, event]
 
     def close(self) -> None:
         if self._store is not None:
@@ -183,8 +179,7 @@ class Tether:
 
         with self._lock:
             if self._policy_obj is None and self.settings.policy.path:
-                p = Path(self.settings.policy.path)
-                self._policy_obj = Policy.load(p if p.is_absolute() else self.settings.root / p)
+                self._policy_obj = Policy.load(resolve_path(self.settings.policy.path, self.settings.root))
             return self._policy_obj
 
     def ask(
@@ -249,8 +244,7 @@ class Tether:
     def _audit_answer(self, answer: Answer, kind: str = "answer") -> None:
         from tether.guard import AuditLog
 
-        path = Path(self.settings.audit.path)
-        with AuditLog.open(path if path.is_absolute() else self.settings.root / path) as log:
+        with AuditLog.open(resolve_path(self.settings.audit.path, self.settings.root)) as log:
             log.append(
                 kind,
                 "tether",

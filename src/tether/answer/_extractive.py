@@ -9,13 +9,14 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from tether.answer._features import answer_features, features, idf_value, question_terms
+from tether.answer._features import answer_features, features, question_terms
 from tether.answer._model import SupportModel
 from tether.config import AnswerSettings
 from tether.contracts import Answer, Citation, Hit, TraceEvent
+from tether.judge._idf import StoreIdf
 from tether.models import Embedder
 from tether.store import SQLiteStore
-from tether.text import STOPWORDS, split_sentences, words
+from tether.text import split_sentences, words
 
 _RULE_LINE = re.compile(r"^\s*([*=\-~^#+`'\"._|:]\s*){3,}$")
 
@@ -93,29 +94,16 @@ class ExtractiveAnswerer:
         self.settings = settings
         self.model = model
         self._vectors = _VectorCache(embedder)
-        self._idf: dict[str, float] = {}
-        self._idf_generation = -1
-        self._n_chunks = 0
+        self._idf = StoreIdf(store)
 
     @property
     def threshold(self) -> float:
         t = self.settings.threshold
         return self.model.threshold if t is None else t
 
-    def _idfs(self, question: str) -> tuple[dict[str, float], float]:
-        if self.store.generation != self._idf_generation:
-            self._idf.clear()
-            self._idf_generation = self.store.generation
-            self._n_chunks = self.store.chunk_count()
-        n = max(self._n_chunks, 1)
-        todo = [w for w in words(question) if w not in STOPWORDS and w not in self._idf]
-        for w, df in self.store.term_document_counts(todo).items():
-            self._idf[w] = idf_value(df, n)
-        return self._idf, idf_value(0, n)
-
     def candidates(self, question: str, hits: list[Hit], question_vector: npt.NDArray[np.float32]) -> list[Candidate]:
         """Every sentence of ``hits`` with its features and support probability, best first."""
-        idf, max_idf = self._idfs(question)
+        idf, max_idf = self._idf.idf(words(question))
         q = question_terms(question, idf, max_idf)
         spans: list[tuple[int, Hit, int, int]] = []
         for rank, hit in enumerate(hits):

@@ -8,7 +8,6 @@ for (a number for "how many", a date for "when", a name for "who").
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 
@@ -132,11 +131,6 @@ def features(
         _type_match(q.qtype, sentence, q.words),
         num_mismatch,
     ]
-
-
-def idf_value(df: int, n: int) -> float:
-    """BM25-style IDF, floored at a small positive value."""
-    return max(math.log((n - df + 0.5) / (df + 0.5) + 1.0), 0.01)
 
 
 ANSWER_FEATURES = (

@@ -273,7 +273,6 @@ class GroundedAnswerer:
 
     def _critique_revise(
         self,
-        question: str,
         messages: list[Message],
         sources: list[Hit],
         draft: _Draft,
@@ -329,7 +328,7 @@ class GroundedAnswerer:
             if first is not None:
                 drafts.append(first)
                 if c.strategy == "critique_revise":
-                    drafts += self._critique_revise(question, messages, sources, first, budget, trace, c.rounds)
+                    drafts += self._critique_revise(messages, sources, first, budget, trace, c.rounds)
         best = max(range(len(drafts)), key=lambda i: (drafts[i].supported, drafts[i].support), default=None)
         if c.strategy != "single" or best is None:
             trace.append(

@@ -15,6 +15,7 @@ from tether.config._settings import (
     RerankSettings,
     RetrievalSettings,
     Settings,
+    resolve_path,
 )
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "Settings",
     "default_yaml",
     "load_settings",
+    "resolve_path",
 ]

@@ -8,6 +8,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 
+def resolve_path(path: str | Path, root: Path) -> Path:
+    """A path from tether.yaml: ``~`` expanded, relative paths taken from ``root`` (the config's folder)."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else root / p
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -214,8 +220,7 @@ class Settings(_Strict):
 
     @property
     def index_path(self) -> Path:
-        p = Path(self.index.path).expanduser()
-        return p if p.is_absolute() else self._root / p
+        return resolve_path(self.index.path, self._root)
 
     @property
     def index_hash(self) -> str:

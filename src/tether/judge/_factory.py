@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from tether.config import JudgeSettings
+from tether.config import JudgeSettings, resolve_path
 from tether.errors import ConfigError
 from tether.judge._idf import IdfSource
 from tether.judge._learned import LearnedJudge, OnnxNLIJudge, load_judge_model
@@ -13,11 +13,6 @@ from tether.judge._llm import LLMJudge
 from tether.judge._protocol import Judge
 from tether.models import Generator, OnnxEmbedder
 from tether.models._cross_encoder import OnnxPairModel
-
-
-def _resolve(p: str, root: Path) -> Path:
-    path = Path(p).expanduser()
-    return path if path.is_absolute() else root / path
 
 
 def judge_from_settings(
@@ -34,7 +29,7 @@ def judge_from_settings(
     if settings.kind == "onnx":
         if settings.model is None or settings.tokenizer is None:
             raise ConfigError("judge.kind onnx needs judge.model (an .onnx file) and judge.tokenizer")
-        pair = OnnxPairModel(_resolve(settings.model, root), _resolve(settings.tokenizer, root))
+        pair = OnnxPairModel(resolve_path(settings.model, root), resolve_path(settings.tokenizer, root))
         return OnnxNLIJudge(pair, list(settings.labels), support_threshold=settings.support_threshold)
-    model = load_judge_model(_resolve(settings.model, root) if settings.model else None)
+    model = load_judge_model(resolve_path(settings.model, root) if settings.model else None)
     return LearnedJudge(embedder(), model, idf)

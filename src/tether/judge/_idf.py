@@ -5,9 +5,8 @@ from __future__ import annotations
 import threading
 from typing import Protocol
 
-from tether.answer._features import idf_value
 from tether.store import SQLiteStore
-from tether.text import STOPWORDS
+from tether.text import STOPWORDS, idf_value
 
 
 class IdfSource(Protocol):

@@ -9,7 +9,7 @@ from typing import NamedTuple, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from tether.config import EmbeddingSettings
+from tether.config import EmbeddingSettings, resolve_path
 from tether.errors import ModelError
 
 Vectors = npt.NDArray[np.float32]
@@ -182,12 +182,10 @@ def load_embedder(settings: EmbeddingSettings, root: Path | None = None) -> Onnx
         model_id = PACKAGED_MODEL_ID
     else:
         base = root or Path.cwd()
-        model = Path(settings.model).expanduser()
-        model = model if model.is_absolute() else base / model
+        model = resolve_path(settings.model, base)
         if settings.tokenizer is None:
             raise ModelError("embedding.tokenizer must name a tokenizer.json when embedding.model is a path")
-        tok = Path(settings.tokenizer).expanduser()
-        tok = tok if tok.is_absolute() else base / tok
+        tok = resolve_path(settings.tokenizer, base)
         for p, key in ((model, "embedding.model"), (tok, "embedding.tokenizer")):
             if not p.is_file():
                 raise ModelError(f"{key}: {p} does not exist")

@@ -19,7 +19,7 @@ from typing import Any, Literal, Protocol
 import httpx
 from pydantic import BaseModel
 
-from tether.config import LLMSettings
+from tether.config import LLMSettings, resolve_path
 from tether.errors import ModelError, TransientError
 
 
@@ -190,8 +190,7 @@ def generator_from_settings(settings: LLMSettings, root: Path | None = None) -> 
     if not url and settings.gguf:
         from tether.models._llama_server import local_gguf_server
 
-        gguf = Path(settings.gguf).expanduser()
-        gguf = gguf if gguf.is_absolute() or root is None else root / gguf
+        gguf = resolve_path(settings.gguf, root or Path.cwd())
         url = local_gguf_server(settings.llama_python or sys.executable, gguf, n_ctx=settings.n_ctx)
     if not url:
         return None

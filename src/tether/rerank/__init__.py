@@ -5,7 +5,7 @@
 - :class:`OnnxCrossEncoder` — a real cross-encoder ONNX model the user points at by path.
 """
 
-from tether.rerank._factory import rerank_depth, reranker_from_settings
+from tether.rerank._factory import rerank_depth, reranker_from_settings, search_and_rerank
 from tether.rerank._features import RERANK_FEATURES, QueryProfile, rerank_features
 from tether.rerank._learned import LearnedReranker, OnnxCrossEncoder, RerankModel, load_rerank_model
 from tether.rerank._protocol import Reranker
@@ -21,4 +21,5 @@ __all__ = [
     "rerank_depth",
     "rerank_features",
     "reranker_from_settings",
+    "search_and_rerank",
 ]
