@@ -113,6 +113,7 @@ def main() -> None:
 
     def lex(m: list[str], k: int) -> list[ScoredId]:
         return store.lexical_search(m, k, title_weight=tw)
+
     retriever = Retriever(store, t.embedder, s)
     paths = {cid: p.removeprefix(BEIR_PREFIX) for cid, p in store.chunk_paths().items()}
 

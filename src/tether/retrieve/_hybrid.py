@@ -21,6 +21,14 @@ RankInfo = tuple[int | None, int | None, float | None, float | None]
 """A candidate's (lexical rank, dense rank, lexical score, dense score); None where a side missed it."""
 
 
+def _collapse_words(text: str) -> set[str]:
+    """The word set that near-copy collapsing compares: lowercase whitespace-separated tokens.
+
+    Punctuation stays on its word, which matters little to whether two chunks are near-copies, and this
+    is ~2.5x faster than :func:`tether.text.words` (a search tokenizes every hit it returns)."""
+    return set(text.lower().split())
+
+
 def _jaccard(a: set[str], b: set[str]) -> float:
     if not a or not b:
         return 0.0
@@ -155,22 +163,14 @@ class Retriever:
                 if hit is None:
                     continue
                 if collapse:
-                    ws = set(words(hit.text))
+                    ws = _collapse_words(hit.text)
                     if _near_copy(ws, kept_words, self.settings.collapse_threshold):
                         continue
                     kept_words.append(ws)
                 lr, dr, ls, ds = info[x.chunk_id]
-                out.append(
-                    hit.model_copy(
-                        update={
-                            "score": x.score,
-                            "lexical_rank": lr,
-                            "dense_rank": dr,
-                            "lexical_score": ls,
-                            "dense_score": ds,
-                        }
-                    )
-                )
+                hit.score, hit.lexical_rank, hit.dense_rank = x.score, lr, dr
+                hit.lexical_score, hit.dense_score = ls, ds
+                out.append(hit)
                 if len(out) >= k:
                     return out
         return out

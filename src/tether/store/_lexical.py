@@ -550,8 +550,7 @@ class LexicalIndex:
         found: dict[str, list[tuple[int, int]]] = {}
         for t in dict.fromkeys(tokens):
             keys, offsets = conn.execute(
-                f"SELECT group_concat(doc * 4 + {_col_index('col')}), group_concat(offset) FROM {table}"
-                " WHERE term = ?",
+                f"SELECT group_concat(doc * 4 + {_col_index('col')}), group_concat(offset) FROM {table} WHERE term = ?",
                 (t,),
             ).fetchone()
             found[t] = list(zip(_ints(keys).tolist(), _ints(offsets).tolist(), strict=True))

@@ -402,9 +402,7 @@ class SQLiteStore:
         if not terms or n <= 0:
             return []
         if self._conn.in_transaction:  # uncommitted writes: the derived indexes must not follow them
-            return self._fts_lexical_search(
-                terms, n, filters, title_weight=title_weight, section_weight=section_weight
-            )
+            return self._fts_lexical_search(terms, n, filters, title_weight=title_weight, section_weight=section_weight)
         where, args = self._filter_sql(filters)
         with self._cache_lock:
             lex = self._lexical_index()
@@ -628,7 +626,7 @@ class SQLiteStore:
         return self._ann
 
     def hits(self, ids: list[int]) -> dict[int, Hit]:
-        """Chunk rows for ``ids`` (score fields zero; the retriever fills them)."""
+        """Chunk rows for ``ids`` (score fields zero; the retriever fills them), new objects on every call."""
         if not ids:
             return {}
         out: dict[int, Hit] = {}
