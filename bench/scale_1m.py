@@ -305,7 +305,7 @@ def search(folder: Path, t: Tether, n_queries: int, n_chunks: int) -> dict[str, 
     ann = store._ann_index()
     default_ef = ann.expansion_search
     recall: dict[str, dict[str, float]] = {}
-    for ef in sorted({128, 256, 512, 1024, default_ef}):
+    for ef in sorted({512, 1024, 2048, 4096, 8192, default_ef}):
         ann._index.expansion_search = ef
         row: dict[str, float] = {}
         for name, qs in query_sets.items():
