@@ -63,9 +63,10 @@ def squad_store(t: Tether, squad: Squad, *, calibration_only: bool = False) -> S
     path = CACHE / f"{name}-{t.settings.index_hash}.db"
     store = SQLiteStore.open(path, create=True)
     ing = Ingestor(store, t.embedder, t.settings.ingest)
-    for p in squad.paragraphs:
-        if calibration_only and p["_id"] not in squad.calibration_paragraphs:
-            continue
-        ing.add_record(p["_id"], p["title"], p["text"])
+    ing.add_records(
+        (p["_id"], p["title"], p["text"])
+        for p in squad.paragraphs
+        if not calibration_only or p["_id"] in squad.calibration_paragraphs
+    )
     ing.flush()
     return store

@@ -49,8 +49,11 @@ def one_round(t: Tether, records: list[tuple[str, str, str]]) -> dict[str, float
     store = SQLiteStore.open(folder / "index.db", create=True)
     ing = Ingestor(store, FreeEmbedder(), t.settings.ingest)
     w0, c0 = time.perf_counter(), time.process_time()
-    for key, title, text in records:
-        ing.add_record(key, title, text)
+    if hasattr(ing, "add_records"):
+        ing.add_records(records)
+    else:  # an older Tether
+        for key, title, text in records:
+            ing.add_record(key, title, text)
     ing.flush()
     w1, c1 = time.perf_counter(), time.process_time()
     if hasattr(store, "prepare_search"):

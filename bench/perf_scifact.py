@@ -37,12 +37,9 @@ def main() -> None:
     store = SQLiteStore.open(folder / "index.db", create=True)
     ing = Ingestor(store, t.embedder, t.settings.ingest)
     t0 = time.perf_counter()
-    n_docs = 0
-    for doc_id, title, text in BeirData(root=root, split="").corpus():
-        ing.add_record(doc_id, title, text)
-        n_docs += 1
-        if args.limit and n_docs >= args.limit:
-            break
+    records = list(BeirData(root=root, split="").corpus())[: args.limit or None]
+    n_docs = len(records)
+    ing.add_records(records)
     ing.flush()
     wall = time.perf_counter() - t0
     s = ing.summary

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import itertools
 import shutil
 import tempfile
 import time
@@ -82,10 +83,7 @@ class _Cached:
 
 def _ingest(t: Tether, data_root: Path, store: SQLiteStore, embedder: Embedder, limit: int = 0) -> Ingestor:
     ing = Ingestor(store, embedder, t.settings.ingest)
-    for n, (doc_id, title, text) in enumerate(BeirData(root=data_root, split="").corpus(), 1):
-        ing.add_record(doc_id, title, text)
-        if limit and n >= limit:
-            break
+    ing.add_records(itertools.islice(BeirData(root=data_root, split="").corpus(), limit or None))
     ing.flush()
     return ing
 

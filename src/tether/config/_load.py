@@ -23,6 +23,7 @@ index:
 ingest:
   extensions: [.md, .markdown, .txt, .rst, .html, .htm, .pdf]
   max_file_mb: 50               # larger files are skipped with a reason
+  workers: auto                 # processes that parse/chunk/hash beside the writer (auto: cores - 1; 0: none)
   chunk:
     max_tokens: 200             # token budget of one chunk (MiniLM reads at most 256)
     overlap_tokens: 32          # tokens repeated from the previous chunk

@@ -42,6 +42,19 @@ class IngestSettings(_Strict):
     def _normalise_extensions(cls, v: list[str]) -> list[str]:
         return ["." + e.strip().lower().lstrip(".") for e in v if e.strip()]
 
+    workers: int | Literal["auto"] = Field(
+        "auto",
+        description="processes that parse, chunk and hash documents beside the one that stores them; 'auto' = one"
+        " per core beyond the first, 0 = none (all in the ingesting process)",
+    )
+
+    @field_validator("workers")
+    @classmethod
+    def _workers_in_range(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and not 0 <= v <= 64:
+            raise ValueError("workers must be 'auto' or 0-64")
+        return v
+
     chunk: ChunkSettings = ChunkSettings()
     dedupe: DedupeSettings = DedupeSettings()
 
@@ -226,7 +239,8 @@ class Settings(_Strict):
     def index_hash(self) -> str:
         """sha256 (first 12 hex) of the settings that decide what an index holds (not how fast it is built)."""
         emb = self.embedding.model_dump(mode="json", include={"model", "tokenizer", "max_length"})
-        blob = json.dumps({"ingest": self.ingest.model_dump(mode="json"), "embedding": emb}, sort_keys=True)
+        ingest = self.ingest.model_dump(mode="json", exclude={"workers"})
+        blob = json.dumps({"ingest": ingest, "embedding": emb}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     @property

@@ -37,10 +37,16 @@ def build_beir_index(t: Tether, root: Path, index: Path, progress: StageProgress
     ing = Ingestor(store, t.embedder, t.settings.ingest)
     with (root / "corpus.jsonl").open(encoding="utf-8") as f:
         total = sum(1 for line in f if line.strip())
-    for n, (doc_id, title, text) in enumerate(BeirData(root=root, split="").corpus(), 1):
-        ing.add_record(BEIR_PREFIX + doc_id, title, text)
-        if progress is not None and (n % 50 == 0 or n == total):
-            progress("index corpus", n, total)
+    done = 0
+
+    def on_done(_: str) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None and (done % 50 == 0 or done == total):
+            progress("index corpus", done, total)
+
+    records = ((BEIR_PREFIX + doc_id, title, text) for doc_id, title, text in BeirData(root=root, split="").corpus())
+    ing.add_records(records, on_done=on_done)
     ing.flush()
     return store
 

@@ -12,11 +12,10 @@ import numpy as np
 import numpy.typing as npt
 
 from tether.config import IngestSettings
-from tether.contracts import Chunk, IngestSummary, ParsedDocument, SkippedFile
+from tether.contracts import Chunk, IngestSummary, SkippedFile
 from tether.errors import IngestError
-from tether.ingest._chunk import chunk_document
-from tether.ingest._dedupe import band_keys, estimated_jaccard, lsh_params, signatures
-from tether.ingest.parsers import parse_file
+from tether.ingest._dedupe import estimated_jaccard, lsh_params
+from tether.ingest._prepare import Job, Prepared, Recipe, default_workers, prepare, prepare_all
 from tether.models import Embedder
 from tether.store import NewChunk, NewDocument, SQLiteStore
 
@@ -86,6 +85,14 @@ class Ingestor:
         self.batch_size = batch_size
         d = settings.dedupe
         self._bands, self._rows = lsh_params(d.threshold, d.num_perm)
+        self._recipe = Recipe(
+            max_tokens=settings.chunk.max_tokens,
+            overlap_tokens=settings.chunk.overlap_tokens,
+            num_perm=d.num_perm,
+            bands=self._bands,
+            rows=self._rows,
+        )
+        self.workers = default_workers() if settings.workers == "auto" else settings.workers
         self._pending: list[_Pending] = []
         self._pending_bands: dict[bytes, list[tuple[npt.NDArray[np.uint64], str, int]]] = {}
         self.summary = IngestSummary()
@@ -126,80 +133,128 @@ class Ingestor:
         found = self.store.near_duplicates(keys, sig, th, exclude_path=path)
         return found[0] if found else None
 
-    def add_file(self, path: Path, tags: list[str] | None = None) -> None:
-        """Parse and queue one file; skipped files are recorded in the summary with their reason."""
+    def _file_job(self, path: Path, tags: list[str] | None) -> Job:
+        """What the ingest knows of a file before parsing it: read, hashed, and compared with the stored copy."""
         key = str(path.resolve())
         suffix = path.suffix.lower()
         if suffix not in self.settings.extensions:
-            self._skip(path, f"unsupported file type '{suffix or '(none)'}'")
-            return
-        t0 = time.perf_counter()
+            return Job(key=key, source=path, data=None, skip=f"unsupported file type '{suffix or '(none)'}'")
         try:
             data = self._read(path)
-            digest = hashlib.sha256(data).hexdigest()
-            existing = self.store.document_hash(key)
-            if existing == digest:
-                self.summary.unchanged += 1
-                if tags:
-                    self.store.add_tags(key, tags)
-                return
-            parsed = parse_file(path, data)
-            chunks = chunk_document(parsed, self.settings.chunk.max_tokens, self.settings.chunk.overlap_tokens)
+            mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
         except IngestError as e:
-            self._skip(path, str(e))
-            return
-        finally:
-            self.summary.parse_seconds += time.perf_counter() - t0
-        st = path.stat()
-        self._queue(key, parsed, chunks, digest, len(data), datetime.fromtimestamp(st.st_mtime, UTC), existing, tags)
+            return Job(key=key, source=path, data=None, skip=str(e))
+        except OSError as e:
+            return Job(key=key, source=path, data=None, skip=f"unreadable: {e.strerror or e}")
+        digest = hashlib.sha256(data).hexdigest()
+        existing = self.store.document_hash(key)
+        if existing == digest:
+            return Job(key=key, source=path, data=None, tags=list(tags or []), unchanged=True)
+        return Job(
+            key=key,
+            source=path,
+            data=data,
+            digest=digest,
+            existing=existing,
+            size=len(data),
+            mtime=mtime,
+            tags=list(tags or []),
+        )
+
+    def _record_job(self, key: str, title: str, text: str, mtime: datetime | None, tags: list[str] | None) -> Job:
+        data = text.encode("utf-8")
+        digest = hashlib.sha256(title.encode("utf-8") + b"\0" + data).hexdigest()
+        existing = self.store.document_hash(key)
+        if existing == digest:
+            return Job(key=key, source=Path(key), data=None, tags=list(tags or []), unchanged=True)
+        return Job(
+            key=key,
+            source=Path("record.txt"),
+            data=data,
+            title=title,
+            digest=digest,
+            existing=existing,
+            size=len(data),
+            mtime=mtime or datetime.now(UTC),
+            tags=list(tags or []),
+        )
+
+    def add_file(self, path: Path, tags: list[str] | None = None) -> None:
+        """Parse and queue one file; skipped files are recorded in the summary with their reason."""
+        job = self._file_job(path, tags)
+        self._accept(job, prepare(job, self._recipe))
 
     def add_record(
         self, key: str, title: str, text: str, *, mtime: datetime | None = None, tags: list[str] | None = None
     ) -> None:
         """Queue a document that is not a file (a database row, a BEIR corpus record) as plain text."""
-        data = text.encode("utf-8")
-        digest = hashlib.sha256(title.encode("utf-8") + b"\0" + data).hexdigest()
-        existing = self.store.document_hash(key)
-        if existing == digest:
-            self.summary.unchanged += 1
-            if tags:
-                self.store.add_tags(key, tags)
-            return
-        t0 = time.perf_counter()
-        try:
-            parsed = parse_file(Path("record.txt"), data).model_copy(update={"title": title or key})
-            chunks = chunk_document(parsed, self.settings.chunk.max_tokens, self.settings.chunk.overlap_tokens)
-        except IngestError as e:
-            self._skip(Path(key), str(e))
-            return
-        finally:
-            self.summary.parse_seconds += time.perf_counter() - t0
-        self._queue(key, parsed, chunks, digest, len(data), mtime or datetime.now(UTC), existing, tags)
+        job = self._record_job(key, title, text, mtime, tags)
+        self._accept(job, prepare(job, self._recipe))
 
-    def _queue(
-        self,
-        key: str,
-        parsed: ParsedDocument,
-        chunks: list[Chunk],
-        digest: str,
-        size: int,
-        mtime: datetime,
-        existing: str | None,
-        tags: list[str] | None,
+    def add_files(
+        self, files: Iterable[Path], tags: list[str] | None = None, *, on_done: Callable[[Path], None] | None = None
     ) -> None:
-        if not chunks:
-            self._skip(Path(key), "no text to index")
+        """:meth:`add_file` for each file, parsed, chunked and hashed by ``ingest.workers`` processes.
+
+        ``on_done(path)`` is called as each file is queued (in order).
+        """
+        jobs = (self._file_job(f, tags) for f in files)
+        for job, prepared in prepare_all(jobs, self._recipe, self.workers):
+            self._accept(job, prepared)
+            if on_done is not None:
+                on_done(job.source)
+
+    def add_records(
+        self,
+        records: Iterable[tuple[str, str, str]],
+        tags: list[str] | None = None,
+        *,
+        on_done: Callable[[str], None] | None = None,
+    ) -> None:
+        """:meth:`add_record` for each ``(key, title, text)``, prepared by ``ingest.workers`` processes.
+
+        ``on_done(key)`` is called as each record is queued (in order).
+        """
+        jobs = (self._record_job(k, title, text, None, tags) for k, title, text in records)
+        for job, prepared in prepare_all(jobs, self._recipe, self.workers):
+            self._accept(job, prepared)
+            if on_done is not None:
+                on_done(job.key)
+
+    def _accept(self, job: Job, prepared: Prepared) -> None:
+        """Queue a prepared document (or record why it was skipped, or that it is unchanged)."""
+        self.summary.parse_seconds += prepared.parse_seconds
+        self.summary.dedupe_seconds += prepared.hash_seconds
+        if job.skip is not None:
+            self._skip(job.source if job.title is None else Path(job.key), job.skip)
             return
+        if job.unchanged:
+            self.summary.unchanged += 1
+            if job.tags:
+                self.store.add_tags(job.key, job.tags)
+            return
+        if prepared.error is not None:
+            self._skip(job.source if job.title is None else Path(job.key), prepared.error)
+            return
+        assert prepared.parsed is not None and prepared.signatures is not None
+        self._queue(job, prepared)
+
+    def _queue(self, job: Job, prepared: Prepared) -> None:
+        chunks = prepared.chunks
+        key = job.key
+        if not chunks:
+            self._skip(job.source if job.title is None else Path(key), "no text to index")
+            return
+        assert prepared.parsed is not None and prepared.signatures is not None
         t0 = time.perf_counter()
         kept: list[Chunk] = []
         sigs: list[npt.NDArray[np.uint64]] = []
         bands: list[list[bytes]] = []
         dups: list[_Ref] = []
         d = self.settings.dedupe
-        all_sigs = signatures([ch.text for ch in chunks], d.num_perm)
-        all_keys = [band_keys(sig, self._bands, self._rows) for sig in all_sigs]
+        all_keys = prepared.band_keys
         stored = self.store.stored_band_keys([k for keys in all_keys for k in keys], key) if d.enabled else set()
-        for ch, sig, keys in zip(chunks, all_sigs, all_keys, strict=True):
+        for ch, sig, keys in zip(chunks, prepared.signatures, all_keys, strict=True):
             ref = self._duplicate_of(sig, keys, key, stored) if d.enabled else None
             if ref is not None:
                 dups.append(ref)
@@ -213,17 +268,17 @@ class Ingestor:
         self._pending.append(
             _Pending(
                 path=key,
-                title=parsed.title,
-                mtime=mtime,
-                content_hash=digest,
-                size=size,
-                text=parsed.text,
+                title=prepared.parsed.title,
+                mtime=job.mtime or datetime.now(UTC),
+                content_hash=job.digest,
+                size=job.size,
+                text=prepared.parsed.text,
                 chunks=kept,
                 signatures=sigs,
                 bands=bands,
                 duplicates=dups,
-                existed=existing is not None,
-                tags=list(tags or []),
+                existed=job.existing is not None,
+                tags=job.tags,
             )
         )
         if sum(len(p.chunks) for p in self._pending) >= self.batch_size:
@@ -335,14 +390,23 @@ def ingest_paths(
     ing = Ingestor(store, embedder, settings, batch_size=batch_size)
     files = list(discover(paths))
     seen: set[str] = set()
-    for n, (f, reason) in enumerate(files, 1):
+    done = 0
+    for f, reason in files:
         if reason is not None:
             ing._skip(f, reason)
+            done += 1
+            if progress is not None:
+                progress(done, len(files), str(f))
         else:
             seen.add(str(f.resolve()))
-            ing.add_file(f, tags)
+
+    def on_done(f: Path) -> None:
+        nonlocal done
+        done += 1
         if progress is not None:
-            progress(n, len(files), str(f))
+            progress(done, len(files), str(f))
+
+    ing.add_files([f for f, reason in files if reason is None], tags, on_done=on_done)
     ing.flush()
     ing.remove_missing(paths, seen)
     ing.refresh_stale()

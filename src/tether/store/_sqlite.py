@@ -72,9 +72,9 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     text, title, section, content='chunks', content_rowid='id',
     tokenize='{FTS_TOKENIZE}'
 );
-CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
-    INSERT INTO chunks_fts(rowid, text, title, section) VALUES (new.id, new.text, new.title, new.section);
-END;
+-- chunks reach FTS5 from put_document, in one statement per document: FTS5 fed row by row from an insert
+-- trigger took 2.5x as long (0.88 vs 0.36 s for SciFact's 11,583 chunks); indexes made before had the trigger
+DROP TRIGGER IF EXISTS chunks_ai;
 CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
     INSERT INTO chunks_fts(chunks_fts, rowid, text, title, section)
     VALUES ('delete', old.id, old.text, old.title, old.section);
@@ -265,6 +265,10 @@ class SQLiteStore:
                     )
                     for i, ch in enumerate(doc.chunks)
                 ],
+            )
+            c.executemany(
+                "INSERT INTO chunks_fts(rowid, text, title, section) VALUES (?,?,?,?)",
+                [(first_id + i, ch.text, doc.title, _section_text(ch.section)) for i, ch in enumerate(doc.chunks)],
             )
             c.executemany(
                 "INSERT INTO lsh(band, chunk_id) VALUES (?, ?)",
