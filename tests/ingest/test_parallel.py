@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 
 from tether.config import IngestSettings
 from tether.ingest import Ingestor, ingest_paths
@@ -112,3 +116,35 @@ def test_a_folder_ingest_with_workers_reports_progress_for_every_file_in_order(t
         assert [d for d, _, _ in seen] == list(range(1, len(seen) + 1)) and seen[-1][0] == seen[-1][1]
         again = ingest_paths([folder], store, HashEmbedder(), IngestSettings(workers=2))
         assert again.unchanged == MIN_PARALLEL + 6 and again.added == 0
+
+
+def _children() -> list[int]:
+    """Processes whose parent is this one (the pool's forked workers)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == os.getpid():
+                    out.append(int(d.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the forked workers through /proc (Linux)")
+def test_killed_workers_leave_the_rest_to_this_process_and_lose_nothing() -> None:
+    recipe = Recipe(max_tokens=50, overlap_tokens=0, num_perm=16, bands=4, rows=4)
+    killed: list[int] = []
+
+    def jobs() -> Iterator[Job]:
+        for i in range(MIN_PARALLEL * 4):
+            if i == MIN_PARALLEL * 2:  # the pool is running by now: kill its workers
+                for pid in _children():
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+            yield Job(key=f"k{i}", source=Path("record.txt"), data=f"document {i} about kayaks".encode())
+
+    got = list(prepare_all(jobs(), recipe, workers=2))
+    assert killed, "no worker process was found to kill"
+    assert [j.key for j, _ in got] == [f"k{i}" for i in range(MIN_PARALLEL * 4)]
+    assert all(p.parsed is not None and p.chunks[0].text == j.data.decode() for j, p in got)  # type: ignore[union-attr]

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 import time
+import warnings
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -28,7 +30,7 @@ from tether.ingest._dedupe import band_keys, signatures
 from tether.ingest.parsers import parse_file
 
 MIN_PARALLEL = 64
-"""Fewer documents than this are prepared in this process: starting workers costs ~0.5 s."""
+"""Fewer documents than this are prepared in this process (workers would cost more than they save)."""
 _BATCH = 16  # documents sent to a worker at a time
 _AHEAD = 4  # batches in flight per worker (bounds the memory held by documents read but not yet stored)
 
@@ -108,22 +110,26 @@ def _prepare_batch(jobs: list[Job], recipe: Recipe) -> list[Prepared]:
 
 
 def default_workers() -> int:
-    """Worker processes for ``ingest.workers: auto``: one per core beyond the one the ingest itself runs on."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(0, cores - 1)
+    """Worker processes for ``ingest.workers: auto``: one per core beyond the one the ingest itself runs on,
+    on Linux; elsewhere none (workers would be spawned, and a spawned worker re-runs the caller's main
+    module, which a script without an ``if __name__ == "__main__"`` guard does not survive)."""
+    if not sys.platform.startswith("linux"):
+        return 0
+    return max(0, len(os.sched_getaffinity(0)) - 1)
 
 
 def _context() -> multiprocessing.context.BaseContext:
-    """Workers start from a clean process (a forkserver where there is one), never as a fork of this one:
-    the ingest's process holds onnxruntime's threads and an open SQLite connection."""
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["tether.ingest._prepare"])
-        return ctx
-    return multiprocessing.get_context("spawn")
+    """Forked workers on Linux: they run only the pure functions above on what they are sent, and leave
+    through ``os._exit``, so the SQLite connection and onnxruntime threads they inherit are never touched.
+    Elsewhere (``ingest.workers`` set explicitly) they are spawned."""
+    return multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+
+
+def _submit(pool: ProcessPoolExecutor, batch: list[Job], recipe: Recipe) -> Future[list[Prepared]]:
+    with warnings.catch_warnings():
+        # Python 3.12+ warns when a process with threads forks; the workers use nothing those threads hold
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return pool.submit(_prepare_batch, batch, recipe)
 
 
 def prepare_all(jobs: Iterable[Job], recipe: Recipe, workers: int) -> Iterator[tuple[Job, Prepared]]:
@@ -173,7 +179,7 @@ def _parallel(head: list[Job], rest: Iterator[Job], recipe: Recipe, workers: int
                 if batch is None:
                     break
                 try:
-                    inflight.append((batch, pool.submit(_prepare_batch, batch, recipe)))
+                    inflight.append((batch, _submit(pool, batch, recipe)))
                 except BrokenProcessPool:
                     _give_up(pool)
                     pool = None
