@@ -4,7 +4,8 @@ Uses the SciFact index that `tether eval retrieval --beir ../shared/data/scifact
 missing). Reports p50/p95 wall time of:
 
 - the query embedding alone (the packaged MiniLM on the short claim);
-- `Retriever.search(q, k=10)` per mode, query embedding included (what `tether search` does);
+- `Retriever.search(q, k=10)` per mode, query embedding included, and hybrid search with the default
+  reranker (what `tether search` does);
 - hybrid with the query vector given (what `tether eval retrieval` times), `search` and `rank`;
 - the store's candidate searches: lexical top-200 (the numpy BM25 index, and the same query asked of
   FTS5 as before), dense top-200.
@@ -85,6 +86,14 @@ def main() -> None:
         out[f"search_{mode}_with_embedding"] = timed(
             lambda i, m=mode: retriever.search(queries[i], 10, mode=m),  # type: ignore[misc]
             n,
+        )
+    if getattr(t.settings, "rerank", None) is not None and t.settings.rerank.enabled:
+        from tether.judge import StoreIdf
+        from tether.rerank import reranker_from_settings, search_and_rerank
+
+        reranker = reranker_from_settings(t.settings.rerank, t.settings.root, StoreIdf(store))
+        out["search_hybrid_rerank_with_embedding"] = timed(  # what `tether search` does by default
+            lambda i: search_and_rerank(retriever, reranker, t.settings.rerank, queries[i], 10), n
         )
     out["search_hybrid_vector_given"] = timed(lambda i: retriever.search(queries[i], 10, query_vector=vecs[i]), n)
     out["rank_hybrid_vector_given"] = timed(lambda i: retriever.rank(queries[i], query_vector=vecs[i]), n)

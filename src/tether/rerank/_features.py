@@ -63,9 +63,11 @@ def rerank_features(q: QueryProfile, hits: list[Hit]) -> list[list[float]]:
     rows = []
     for i, h in enumerate(hits):
         text_words = words(h.text)
-        text_stems = {stem(w) for w in text_words if w not in STOPWORDS}
+        # every word of words() holds a letter or digit, so the content words' stems in order are also the
+        # sequence the bigrams are read from (stemmed once)
+        seq = [stem(w) for w in text_words if w not in STOPWORDS]
+        text_stems = set(seq)
         title_stems = {stem(w) for w in words(h.title + " " + " ".join(h.section)) if w not in STOPWORDS}
-        seq = [stem(w) for w in text_words if w not in STOPWORDS and any(c.isalnum() for c in w)]
         bigrams = set(zip(seq, seq[1:], strict=False))
         missing = [v for s, v in q.weights.items() if s not in text_stems and s not in title_stems]
         dense = h.dense_score if h.dense_score is not None else 0.0
