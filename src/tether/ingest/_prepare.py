@@ -32,7 +32,8 @@ from tether.ingest.parsers import parse_file
 MIN_PARALLEL = 64
 """Fewer documents than this are prepared in this process (workers would cost more than they save)."""
 _BATCH = 16  # documents sent to a worker at a time
-_AHEAD = 4  # batches in flight per worker (bounds the memory held by documents read but not yet stored)
+_AHEAD = 16  # batches in flight per worker, so that workers keep going while this process writes
+_AHEAD_BYTES = 64 * 1024 * 1024  # and at most this much document content read but not yet prepared
 
 
 @dataclass(frozen=True)
@@ -172,12 +173,14 @@ def _parallel(head: list[Job], rest: Iterator[Job], recipe: Recipe, workers: int
     batches = _batches(head, rest)
     inflight: deque[tuple[list[Job], Future[list[Prepared]] | None]] = deque()
     pool: ProcessPoolExecutor | None = ProcessPoolExecutor(max_workers=workers, mp_context=_context())
+    held = 0  # bytes of document content in flight
     try:
         while True:
-            while pool is not None and len(inflight) < workers * _AHEAD:
+            while pool is not None and len(inflight) < workers * _AHEAD and (not inflight or held < _AHEAD_BYTES):
                 batch = next(batches, None)
                 if batch is None:
                     break
+                held += _size(batch)
                 try:
                     inflight.append((batch, _submit(pool, batch, recipe)))
                 except BrokenProcessPool:
@@ -193,6 +196,7 @@ def _parallel(head: list[Job], rest: Iterator[Job], recipe: Recipe, workers: int
                 else:
                     return
             batch, fut = inflight.popleft()
+            held -= _size(batch)
             results: list[Prepared] | None = None
             if fut is not None:
                 try:
@@ -206,6 +210,10 @@ def _parallel(head: list[Job], rest: Iterator[Job], recipe: Recipe, workers: int
     finally:
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _size(batch: list[Job]) -> int:
+    return sum(len(j.data) for j in batch if j.data is not None)
 
 
 def _give_up(pool: ProcessPoolExecutor | None) -> None:
