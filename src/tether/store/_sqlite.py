@@ -108,6 +108,8 @@ class SQLiteStore:
     """
 
     def __init__(self, conn: sqlite3.Connection, path: Path, *, ann_threshold: int = 50_000) -> None:
+        self._batch: list[NewDocument] | None = None  # documents written in the open batch()
+        self._batch_cut = False  # a document of the batch is part-written
         self._conn = conn
         self.path = path
         self.ann_threshold = ann_threshold
@@ -215,72 +217,23 @@ class SQLiteStore:
         return [str(r[0]) for r in self._conn.execute("SELECT path FROM documents ORDER BY path")]
 
     def put_document(self, doc: NewDocument) -> int:
-        """Insert or replace the document at ``doc.path`` with its chunks, in one transaction."""
+        """Insert or replace the document at ``doc.path`` with its chunks, in one transaction.
+
+        Inside :meth:`batch` it joins the batch's transaction (see there for what an error undoes).
+        """
         c = self._conn
+        if self._batch is not None:
+            # no savepoint: FTS5 writes its pending tokens out at every savepoint release, which cost more
+            # than the rest of a document's FTS5 work; batch() undoes a document cut short another way
+            self._batch_cut = True
+            doc_id = self._write_document(doc)
+            self._batch_cut = False
+            self._batch.append(doc)
+            return doc_id
         nested = c.in_transaction
         c.execute("SAVEPOINT put_document" if nested else "BEGIN IMMEDIATE")
         try:
-            # chunk ids are allocated here and never reused (SQLite would hand the largest deleted id out
-            # again), so the derived indexes (lexical, HNSW) can trust that an id names one content
-            top = c.execute("SELECT COALESCE(MAX(id), 0) FROM chunks").fetchone()[0]
-            first_id = max(int(self._meta("next_chunk_id") or 0), int(top) + 1)
-            old = c.execute("SELECT tags FROM documents WHERE path=?", (doc.path,)).fetchone()
-            tags = set(doc.tags) | (set(json.loads(old[0])) if old else set())
-            c.execute("DELETE FROM documents WHERE path=?", (doc.path,))
-            c.execute("DELETE FROM dup_refs WHERE doc_path=?", (doc.path,))
-            cur = c.execute(
-                "INSERT INTO documents(path, title, mtime, content_hash, size, tags, text, n_chunks,"
-                " n_duplicates, ingested_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (
-                    doc.path,
-                    doc.title,
-                    doc.mtime.timestamp(),
-                    doc.content_hash,
-                    doc.size,
-                    json.dumps(sorted(tags)),
-                    doc.text,
-                    len(doc.chunks),
-                    doc.n_duplicates,
-                    datetime.now(UTC).timestamp(),
-                ),
-            )
-            doc_id = int(cur.lastrowid or 0)
-            c.executemany(
-                'INSERT INTO chunks(id, doc_id, ord, start, "end", section, section_path, kinds, title, text, vector,'
-                " minhash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                [
-                    (
-                        first_id + i,
-                        doc_id,
-                        ch.ord,
-                        ch.start,
-                        ch.end,
-                        _section_text(ch.section),
-                        json.dumps(ch.section),
-                        json.dumps(ch.kinds),
-                        doc.title,
-                        ch.text,
-                        np.ascontiguousarray(ch.vector, dtype=np.float32).tobytes(),
-                        np.ascontiguousarray(ch.signature, dtype=np.uint64).tobytes(),
-                    )
-                    for i, ch in enumerate(doc.chunks)
-                ],
-            )
-            c.executemany(
-                "INSERT INTO chunks_fts(rowid, text, title, section) VALUES (?,?,?,?)",
-                [(first_id + i, ch.text, doc.title, _section_text(ch.section)) for i, ch in enumerate(doc.chunks)],
-            )
-            c.executemany(
-                "INSERT INTO lsh(band, chunk_id) VALUES (?, ?)",
-                [(k, first_id + i) for i, ch in enumerate(doc.chunks) for k in ch.band_keys],
-            )
-            self._set_meta("next_chunk_id", str(first_id + len(doc.chunks)))
-            c.executemany(
-                "INSERT INTO dup_refs(kept_chunk_id, doc_path) VALUES (?, ?)",
-                [(k, doc.path) for k in sorted(set(doc.duplicate_of))],
-            )
-            c.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'")
-            self._set_meta("last_ingest", str(datetime.now(UTC).timestamp()))
+            doc_id = self._write_document(doc)
             c.execute("RELEASE put_document" if nested else "COMMIT")
         except BaseException:
             if nested:
@@ -291,29 +244,119 @@ class SQLiteStore:
             raise
         return doc_id
 
+    def _write_document(self, doc: NewDocument) -> int:
+        """The writes of :meth:`put_document`, in the open transaction."""
+        c = self._conn
+        # chunk ids are allocated here and never reused (SQLite would hand the largest deleted id out
+        # again), so the derived indexes (lexical, HNSW) can trust that an id names one content
+        top = c.execute("SELECT COALESCE(MAX(id), 0) FROM chunks").fetchone()[0]
+        first_id = max(int(self._meta("next_chunk_id") or 0), int(top) + 1)
+        old = c.execute("SELECT tags FROM documents WHERE path=?", (doc.path,)).fetchone()
+        tags = set(doc.tags) | (set(json.loads(old[0])) if old else set())
+        c.execute("DELETE FROM documents WHERE path=?", (doc.path,))
+        c.execute("DELETE FROM dup_refs WHERE doc_path=?", (doc.path,))
+        cur = c.execute(
+            "INSERT INTO documents(path, title, mtime, content_hash, size, tags, text, n_chunks,"
+            " n_duplicates, ingested_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                doc.path,
+                doc.title,
+                doc.mtime.timestamp(),
+                doc.content_hash,
+                doc.size,
+                json.dumps(sorted(tags)),
+                doc.text,
+                len(doc.chunks),
+                doc.n_duplicates,
+                datetime.now(UTC).timestamp(),
+            ),
+        )
+        doc_id = int(cur.lastrowid or 0)
+        c.executemany(
+            'INSERT INTO chunks(id, doc_id, ord, start, "end", section, section_path, kinds, title, text, vector,'
+            " minhash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            [
+                (
+                    first_id + i,
+                    doc_id,
+                    ch.ord,
+                    ch.start,
+                    ch.end,
+                    _section_text(ch.section),
+                    json.dumps(ch.section),
+                    json.dumps(ch.kinds),
+                    doc.title,
+                    ch.text,
+                    np.ascontiguousarray(ch.vector, dtype=np.float32).tobytes(),
+                    np.ascontiguousarray(ch.signature, dtype=np.uint64).tobytes(),
+                )
+                for i, ch in enumerate(doc.chunks)
+            ],
+        )
+        c.executemany(
+            "INSERT INTO chunks_fts(rowid, text, title, section) VALUES (?,?,?,?)",
+            [(first_id + i, ch.text, doc.title, _section_text(ch.section)) for i, ch in enumerate(doc.chunks)],
+        )
+        c.executemany(
+            "INSERT INTO lsh(band, chunk_id) VALUES (?, ?)",
+            [(k, first_id + i) for i, ch in enumerate(doc.chunks) for k in ch.band_keys],
+        )
+        self._set_meta("next_chunk_id", str(first_id + len(doc.chunks)))
+        c.executemany(
+            "INSERT INTO dup_refs(kept_chunk_id, doc_path) VALUES (?, ?)",
+            [(k, doc.path) for k in sorted(set(doc.duplicate_of))],
+        )
+        c.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'")
+        self._set_meta("last_ingest", str(datetime.now(UTC).timestamp()))
+        return doc_id
+
     @contextmanager
     def batch(self) -> Iterator[None]:
-        """Write several documents in one transaction (each still all or nothing, by a savepoint).
+        """Write several documents in one transaction, each still all or nothing.
 
         Committing once for many small documents saves most of the cost of a write (at each commit FTS5
         writes and merges a segment, and SQLite appends every page it touched to the WAL). A crash loses
         the batch, never part of a document. An exception undoes the document it interrupted; the
-        documents written before it are committed, as they would have been one by one.
+        documents written before it are committed, as they would have been one by one (a document cut
+        short rolls the batch back, and the whole documents before it are written again).
         """
         c = self._conn
         if c.in_transaction:
             yield
             return
         c.execute("BEGIN IMMEDIATE")
+        self._batch, self._batch_cut = [], False
         try:
             yield
         except BaseException:
-            try:
-                c.execute("COMMIT")
-            except sqlite3.Error:
+            done, cut = self._batch, self._batch_cut
+            self._batch, self._batch_cut = None, False
+            if cut:
                 c.execute("ROLLBACK")
+                self._rewrite(done)
+            else:
+                try:
+                    c.execute("COMMIT")
+                except sqlite3.Error:
+                    c.execute("ROLLBACK")
             raise
+        finally:
+            self._batch, self._batch_cut = None, False
         c.execute("COMMIT")
+
+    def _rewrite(self, docs: list[NewDocument]) -> None:
+        """Write ``docs`` again in one transaction (after a rollback undid them); on failure, nothing."""
+        if not docs:
+            return
+        c = self._conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            for d in docs:
+                self._write_document(d)
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
 
     def delete_document(self, path: str) -> bool:
         c = self._conn
