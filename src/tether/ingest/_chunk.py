@@ -74,7 +74,10 @@ class _Packer:
             self.flush(continued=False)
         if self._start < 0:
             self._top = top
-        tokens = estimate_tokens(self.text[block.start : block.end])
+        span = self.text[block.start : block.end]
+        # every whitespace-separated piece counts at least one token: a block with more pieces than the
+        # budget is split whatever its estimate, so the estimate (a regex pass over it) is skipped
+        tokens = self.max_tokens + 1 if len(span.split()) > self.max_tokens else estimate_tokens(span)
         if self._fits(block.start, tokens):
             self._add(block.start, block.end, tokens, heading)
         elif tokens <= self.max_tokens and (self._has_body or block.kind == "table"):
