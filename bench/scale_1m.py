@@ -41,6 +41,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -188,15 +189,22 @@ def build(folder: Path, n: int, t: Tether) -> dict[str, object]:
     docs = 0
     gen_s = 0.0
     last = t0
-    while ing.summary.chunks + sum(len(p.chunks) for p in ing._pending) < n:
-        g0 = time.perf_counter()
-        key, title, text = corpus.document(docs)
-        gen_s += time.perf_counter() - g0
-        ing.add_record(key, title, text)
-        docs += 1
-        if time.perf_counter() - last > 30:
-            last = time.perf_counter()
-            print(f"  {ing.summary.chunks:,} chunks, {docs:,} documents, {last - t0:.0f} s", file=sys.stderr)
+
+    def records() -> Iterator[tuple[str, str, str]]:
+        """Documents until the ingest has ``n`` chunks (the workers read a few hundred documents ahead, so
+        the corpus ends up that much larger than ``n``)."""
+        nonlocal docs, gen_s, last
+        while ing.summary.chunks + sum(len(p.chunks) for p in ing._pending) < n:
+            g0 = time.perf_counter()
+            rec = corpus.document(docs)
+            gen_s += time.perf_counter() - g0
+            docs += 1
+            if time.perf_counter() - last > 30:
+                last = time.perf_counter()
+                print(f"  {ing.summary.chunks:,} chunks, {docs:,} documents, {last - t0:.0f} s", file=sys.stderr)
+            yield rec
+
+    ing.add_records(records())
     ing.flush()
     ingest_s = time.perf_counter() - t0 - gen_s
     s = ing.summary
