@@ -23,11 +23,12 @@ if TYPE_CHECKING:
 
 EXPANSION_SEARCH = 4096
 """Candidates an HNSW search keeps (usearch's ``expansion_search``). Measured by bench/scale_1m.py at a
-million chunks (vectors shaped like MiniLM's on SciFact), recall@10 against exact search for claim-like
-queries (off the chunks' manifold, the hardest kind): 0.79 / 0.89 / 0.95 / 0.976 / 0.981 at 512 / 1024 /
-2048 / 4096 / 8192, for a p50 of ~7 / 11 / 18 / 33 ms a search from 1024 up (exact search there: 68 ms).
-4096 is the smallest setting past 0.95 with a margin; queries near the chunks reach 0.95 already at 512.
-Below a million chunks a search costs less and finds more."""
+million chunks (vectors shaped like MiniLM's on SciFact; two builds), recall@10 against exact search for
+claim-like queries (off the chunks' manifold, the hardest kind): 0.80-0.85 / 0.90-0.93 / 0.956-0.964 /
+0.964-0.968 / 0.972-0.979 at 512 / 1024 / 2048 / 4096 / 8192, for a p50 of ~3-4 / 6-7 / 9-12 / 15-19 /
+29 ms a search (exact search there: 81-84 ms). 4096 is the smallest setting past 0.95 with a margin;
+queries near the chunks reach 0.95 already at 512. Below a million chunks a search costs less and finds
+more."""
 
 
 def _import_onnxruntime_first() -> None:
