@@ -136,8 +136,8 @@ def _submit(pool: ProcessPoolExecutor, batch: list[Job], recipe: Recipe) -> Futu
 def prepare_all(jobs: Iterable[Job], recipe: Recipe, workers: int) -> Iterator[tuple[Job, Prepared]]:
     """Each job with its :class:`Prepared`, in input order; ``jobs`` is read lazily, a bounded way ahead.
 
-    ``workers`` processes do the work (0 or 1 document short of :data:`MIN_PARALLEL`: this process does);
-    if a worker dies, the rest is prepared in this process.
+    ``workers`` processes do the work (with 0 workers, or fewer documents than :data:`MIN_PARALLEL`, this
+    process does it); if a worker dies, the rest is prepared in this process.
     """
     it = iter(jobs)
     head: list[Job] = []
