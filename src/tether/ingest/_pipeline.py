@@ -226,7 +226,7 @@ class Ingestor:
         self.summary.parse_seconds += prepared.parse_seconds
         self.summary.dedupe_seconds += prepared.hash_seconds
         if job.skip is not None:
-            self._skip(job.source if job.title is None else Path(job.key), job.skip)
+            self._skip_job(job, job.skip)
             return
         if job.unchanged:
             self.summary.unchanged += 1
@@ -234,16 +234,15 @@ class Ingestor:
                 self.store.add_tags(job.key, job.tags)
             return
         if prepared.error is not None:
-            self._skip(job.source if job.title is None else Path(job.key), prepared.error)
+            self._skip_job(job, prepared.error)
             return
-        assert prepared.parsed is not None and prepared.signatures is not None
         self._queue(job, prepared)
 
     def _queue(self, job: Job, prepared: Prepared) -> None:
         chunks = prepared.chunks
         key = job.key
         if not chunks:
-            self._skip(job.source if job.title is None else Path(key), "no text to index")
+            self._skip_job(job, "no text to index")
             return
         assert prepared.parsed is not None and prepared.signatures is not None
         t0 = time.perf_counter()
@@ -283,6 +282,10 @@ class Ingestor:
         )
         if sum(len(p.chunks) for p in self._pending) >= self.batch_size:
             self.flush()
+
+    def _skip_job(self, job: Job, reason: str) -> None:
+        """Record a skipped document under the name its caller gave it (a file's path, a record's key)."""
+        self._skip(job.source if job.title is None else Path(job.key), reason)
 
     def _skip(self, path: Path, reason: str) -> None:
         self.summary.skipped.append(SkippedFile(path=str(path), reason=reason))

@@ -7,6 +7,7 @@ starting them, and hands the results back in input order (near-duplicate checks 
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import sys
@@ -147,30 +148,19 @@ def prepare_all(jobs: Iterable[Job], recipe: Recipe, workers: int) -> Iterator[t
             if len(head) >= MIN_PARALLEL:
                 break
     if workers <= 0 or len(head) < MIN_PARALLEL:
-        for job in [*head, *it]:
+        for job in itertools.chain(head, it):  # lazily: a job holds its document's content
             yield job, prepare(job, recipe)
         return
-    yield from _parallel(head, it, recipe, workers)
+    yield from _parallel(itertools.chain(head, it), recipe, workers)
 
 
-def _batches(head: list[Job], rest: Iterator[Job]) -> Iterator[list[Job]]:
-    batch: list[Job] = []
-    for job in head:
-        batch.append(job)
-        if len(batch) >= _BATCH:
-            yield batch
-            batch = []
-    for job in rest:
-        batch.append(job)
-        if len(batch) >= _BATCH:
-            yield batch
-            batch = []
-    if batch:
+def _batches(jobs: Iterator[Job]) -> Iterator[list[Job]]:
+    while batch := list(itertools.islice(jobs, _BATCH)):
         yield batch
 
 
-def _parallel(head: list[Job], rest: Iterator[Job], recipe: Recipe, workers: int) -> Iterator[tuple[Job, Prepared]]:
-    batches = _batches(head, rest)
+def _parallel(jobs: Iterator[Job], recipe: Recipe, workers: int) -> Iterator[tuple[Job, Prepared]]:
+    batches = _batches(jobs)
     inflight: deque[tuple[list[Job], Future[list[Prepared]] | None]] = deque()
     pool: ProcessPoolExecutor | None = ProcessPoolExecutor(max_workers=workers, mp_context=_context())
     held = 0  # bytes of document content in flight

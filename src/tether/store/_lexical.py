@@ -580,23 +580,27 @@ class LexicalIndex:
         unique = list(dict.fromkeys(terms))
         out: dict[str, int] = {}
         for term, tokens in zip(unique, self._tokenizer.tokens(unique), strict=True):
-            if len(tokens) == 1:
-                tid = self._terms.get(tokens[0])
-                if tid is None:
-                    out[term] = 0
-                    continue
-                o0, o1 = int(self._offsets[tid]), int(self._offsets[tid + 1])
-                rows, tf = self._rows[o0:o1], self._tf[o0:o1]
-            elif tokens:
-                rows, tf = self._phrase(conn, term, tokens)
-            else:
-                out[term] = 0
-                continue
-            has = tf[:, column] > 0
-            if self._n_dead:
-                has &= self._alive[rows]
-            out[term] = int(np.count_nonzero(has))
+            got = self._term_rows(conn, term, tokens)
+            out[term] = 0 if got is None else int(np.count_nonzero(got[1][:, column] > 0))
         return out
+
+    def _term_rows(self, conn: sqlite3.Connection, term: str, tokens: tuple[str, ...]) -> tuple[I32, Counts] | None:
+        """The live rows holding ``term`` (a phrase of ``tokens``) and their per-column counts; None if it
+        has no tokens or none of its tokens is indexed."""
+        if len(tokens) == 1:
+            tid = self._terms.get(tokens[0])
+            if tid is None:
+                return None
+            o0, o1 = int(self._offsets[tid]), int(self._offsets[tid + 1])
+            rows, tf = self._rows[o0:o1], self._tf[o0:o1]
+        elif tokens:
+            rows, tf = self._phrase(conn, term, tokens)
+        else:
+            return None
+        if self._n_dead and len(rows):
+            keep = self._alive[rows]
+            rows, tf = rows[keep], tf[keep]
+        return rows, tf
 
     def search(
         self,
@@ -619,21 +623,10 @@ class LexicalIndex:
         n_rows = self._n_rows
         unique = list(dict.fromkeys(terms))
         for term, tokens in zip(unique, self._tokenizer.tokens(unique), strict=True):
-            if len(tokens) == 1:
-                tid = self._terms.get(tokens[0])
-                if tid is None:
-                    continue
-                o0, o1 = int(self._offsets[tid]), int(self._offsets[tid + 1])
-                rows, tf = self._rows[o0:o1], self._tf[o0:o1]
-            elif tokens:
-                rows, tf = self._phrase(conn, term, tokens)
-            else:
+            got = self._term_rows(conn, term, tokens)
+            if got is None or len(got[0]) == 0:
                 continue
-            if self._n_dead and len(rows):
-                keep = self._alive[rows]
-                rows, tf = rows[keep], tf[keep]
-            if len(rows) == 0:
-                continue
+            rows, tf = got
             idf = math.log((n_rows - len(rows) + 0.5) / (len(rows) + 0.5))
             rows_parts.append(rows)
             tf_parts.append(tf)

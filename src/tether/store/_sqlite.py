@@ -329,8 +329,7 @@ class SQLiteStore:
         try:
             yield
         except BaseException:
-            done, cut = self._batch, self._batch_cut
-            self._batch, self._batch_cut = None, False
+            done, cut = self._batch, self._batch_cut  # (reset by the finally below)
             if cut:
                 c.execute("ROLLBACK")
                 self._rewrite(done)
