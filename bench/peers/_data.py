@@ -23,6 +23,7 @@ import numpy.typing as npt
 
 from tether import Tether
 from tether.evals import BeirData, load_beir, ndcg_at_k, recall_at_k
+from tether.evals._beir_run import corpus_digest
 from tether.models import OnnxEmbedder
 
 Vectors = npt.NDArray[np.float32]
@@ -74,8 +75,7 @@ def new_embedder(threads: int) -> OnnxEmbedder:
 
 
 def _corpus_key(root: Path, extra: str) -> str:
-    st = (root / "corpus.jsonl").stat()
-    blob = json.dumps([str((root / "corpus.jsonl").resolve()), st.st_size, st.st_mtime_ns, extra])
+    blob = json.dumps([corpus_digest(root / "corpus.jsonl"), extra])  # content, not mtime: data is unpacked anew
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 

@@ -1,4 +1,5 @@
-"""Retriever.search: chunk rows fetched a few at a time give what the whole window gives."""
+"""Retriever.search: chunk rows fetched a few at a time (and, in lexical mode, only the window scored) give what
+the whole window of every candidate gives."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 from tether.config import RetrievalSettings
 from tether.contracts import Hit
 from tether.ingest._dedupe import band_keys, signature
-from tether.retrieve import Retriever
+from tether.retrieve import Mode, Retriever
 from tether.retrieve._hybrid import _jaccard
 from tether.store import NewChunk, NewDocument, SQLiteStore
 from tether.text import words
@@ -27,9 +28,9 @@ class _NoEmbedder:
         raise AssertionError("the tests give the query vector")
 
 
-def reference_search(r: Retriever, query: str, k: int, vec: np.ndarray) -> list[Hit]:
-    """The plain definition: fetch the whole window, walk it, drop near-copies of kept hits."""
-    fused, info = r.rank(query, query_vector=vec)
+def reference_search(r: Retriever, query: str, k: int, vec: np.ndarray, mode: Mode) -> list[Hit]:
+    """The plain definition: rank every candidate, fetch the whole window, walk it, drop near-copies of kept hits."""
+    fused, info = r.rank(query, query_vector=vec, mode=mode)
     window = fused[: max(k * 4, k + 10)]
     rows = r.store.hits([x.chunk_id for x in window])
     out: list[Hit] = []
@@ -77,4 +78,6 @@ def test_search_equals_the_whole_window_definition(tmp_path: Path) -> None:
         v = np_rng.standard_normal(DIM).astype(np.float32)
         v /= np.linalg.norm(v)
         for k in (1, 3, 5, 10):
-            assert r.search(q, k, query_vector=v) == reference_search(r, q, k, v)
+            # lexical mode asks the store for the window only: the same hits as asking for every candidate
+            for mode in ("hybrid", "lexical", "dense"):
+                assert r.search(q, k, query_vector=v, mode=mode) == reference_search(r, q, k, v, mode)

@@ -96,8 +96,12 @@ class Retriever:
         mode: Mode = "hybrid",
         filters: SearchFilters | None = None,
         query_vector: npt.NDArray[np.float32] | None = None,
+        lexical_n: int | None = None,
     ) -> tuple[list[ScoredId], Mapping[int, RankInfo]]:
-        """All fused candidates, best first, and for each its (lexical rank, dense rank, scores)."""
+        """All fused candidates, best first, and for each its (lexical rank, dense rank, scores).
+
+        ``lexical_n`` caps the lexical candidates below ``retrieval.lexical_top_n`` (a lexical search that
+        will read only the first few asks for only those)."""
         s = self.settings
         lexical: list[ScoredId] = []
         dense: list[ScoredId] = []
@@ -105,7 +109,11 @@ class Retriever:
         if mode in ("hybrid", "lexical"):
             terms = content_words(query) or words(query)
             lexical = self.store.lexical_search(
-                terms, s.lexical_top_n, filters, title_weight=s.title_weight, section_weight=s.section_weight
+                terms,
+                s.lexical_top_n if lexical_n is None else min(lexical_n, s.lexical_top_n),
+                filters,
+                title_weight=s.title_weight,
+                section_weight=s.section_weight,
             )
         t1 = time.perf_counter()
         if mode in ("hybrid", "dense"):
@@ -149,28 +157,45 @@ class Retriever:
     ) -> list[Hit]:
         """Top-k chunks for ``query`` with their scores; near-identical hits collapsed into the best."""
         k = k or self.settings.top_k
-        fused, info = self.rank(query, mode=mode, filters=filters, query_vector=query_vector)
-        window = fused[: max(k * 4, k + 10)] if collapse else fused[:k]
+        size = max(k * 4, k + 10) if collapse else k
+        # in lexical mode the fused list is the lexical one, so no more than the window need be scored
+        lexical_n = size if mode == "lexical" else None
+        fused, info = self.rank(query, mode=mode, filters=filters, query_vector=query_vector, lexical_n=lexical_n)
+        window = fused[:size]
         out: list[Hit] = []
         kept_words: list[set[str]] = []
-        # chunk rows are fetched a few at a time: collapsing seldom drops many, so most of the window is never read
-        step = k + 5 if collapse else k
+        # chunk rows are read a few at a time: collapsing seldom drops any, so most of the window is never read
+        step = k + 1 if collapse else k
         for b in range(0, len(window), step):
             part = window[b : b + step]
-            rows = self.store.hits([x.chunk_id for x in part])
+            rows = self.store.chunk_rows([x.chunk_id for x in part])
             for x in part:
-                hit = rows.get(x.chunk_id)
-                if hit is None:
+                row = rows.get(x.chunk_id)
+                if row is None:
                     continue
                 if collapse:
-                    ws = _collapse_words(hit.text)
+                    ws = _collapse_words(row.text)
                     if _near_copy(ws, kept_words, self.settings.collapse_threshold):
                         continue
                     kept_words.append(ws)
                 lr, dr, ls, ds = info[x.chunk_id]
-                hit.score, hit.lexical_rank, hit.dense_rank = x.score, lr, dr
-                hit.lexical_score, hit.dense_score = ls, ds
-                out.append(hit)
+                out.append(
+                    Hit(
+                        chunk_id=row.chunk_id,
+                        doc_id=row.doc_id,
+                        path=row.path,
+                        title=row.title,
+                        section=row.section,
+                        start=row.start,
+                        end=row.end,
+                        text=row.text,
+                        score=x.score,
+                        lexical_rank=lr,
+                        dense_rank=dr,
+                        lexical_score=ls,
+                        dense_score=ds,
+                    )
+                )
                 if len(out) >= k:
                     return out
         return out

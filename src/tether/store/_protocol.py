@@ -15,6 +15,19 @@ class ScoredId(NamedTuple):
     score: float
 
 
+class ChunkRow(NamedTuple):
+    """A stored chunk as :meth:`SQLiteStore.chunk_rows` reads it: a :class:`~tether.contracts.Hit` without scores."""
+
+    chunk_id: int
+    doc_id: int
+    path: str
+    title: str
+    section: list[str]
+    start: int
+    end: int
+    text: str
+
+
 @dataclass
 class NewChunk:
     ord: int

@@ -16,7 +16,7 @@ from tether.contracts import DocumentMeta, Hit, SearchFilters, StoreStats
 from tether.errors import IndexMismatchError, IndexMissingError
 from tether.store._ann import AnnIndex
 from tether.store._lexical import LexicalIndex
-from tether.store._protocol import NewDocument, ScoredId
+from tether.store._protocol import ChunkRow, NewDocument, ScoredId
 
 SCHEMA_VERSION = 2
 FTS_TOKENIZE = "porter unicode61 remove_diacritics 2"
@@ -671,11 +671,9 @@ class SQLiteStore:
                     c.execute("COMMIT")
         return self._ann
 
-    def hits(self, ids: list[int]) -> dict[int, Hit]:
-        """Chunk rows for ``ids`` (score fields zero; the retriever fills them), new objects on every call."""
-        if not ids:
-            return {}
-        out: dict[int, Hit] = {}
+    def chunk_rows(self, ids: list[int]) -> dict[int, ChunkRow]:
+        """Chunk rows for ``ids`` that exist, by id (what a search needs to build its hits)."""
+        out: dict[int, ChunkRow] = {}
         for b in range(0, len(ids), 500):
             part = ids[b : b + 500]
             marks = ",".join("?" * len(part))
@@ -684,18 +682,13 @@ class SQLiteStore:
                 f" FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({marks})",
                 part,
             ):
-                out[int(r[0])] = Hit(
-                    chunk_id=int(r[0]),
-                    doc_id=int(r[1]),
-                    path=str(r[2]),
-                    title=str(r[3]),
-                    section=json.loads(r[4]),
-                    start=int(r[5]),
-                    end=int(r[6]),
-                    text=str(r[7]),
-                    score=0.0,
-                )
+                section = [] if r[4] == "[]" else json.loads(r[4])
+                out[r[0]] = ChunkRow(r[0], r[1], r[2], r[3], section, r[5], r[6], r[7])
         return out
+
+    def hits(self, ids: list[int]) -> dict[int, Hit]:
+        """Chunk rows for ``ids`` as hits (score fields zero), new objects on every call."""
+        return {i: Hit(**r._asdict(), score=0.0) for i, r in self.chunk_rows(ids).items()}
 
     def document(self, doc_id: int) -> DocumentMeta | None:
         r = self._conn.execute(
