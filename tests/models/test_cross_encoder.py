@@ -45,6 +45,29 @@ def test_a_flat_output_and_a_model_without_token_types_work(tmp_path: Path) -> N
     assert [h.chunk_id for h in ce.rerank("q", [_hit(1, "x"), _hit(2, "python")])] == [2, 1]
 
 
+def test_the_title_is_read_with_the_text(tmp_path: Path) -> None:
+    # The model counts "python": the title carries it for hit 2, so the title must reach the model.
+    model = write_counter_model(tmp_path / "ce.onnx", ["python"])
+    ce = OnnxCrossEncoder(OnnxPairModel(model, tokenizer_path()))
+    hits = [_hit(1, "plain text"), _hit(2, "plain text").model_copy(update={"title": "Python basics"})]
+    assert [h.chunk_id for h in ce.rerank("q", hits)] == [2, 1]
+
+
+def test_blend_weighs_the_model_against_the_retrieval_score(tmp_path: Path) -> None:
+    model = write_counter_model(tmp_path / "ce.onnx", ["python"])
+    pm = OnnxPairModel(model, tokenizer_path())
+    # the model prefers hit 2, retrieval prefers hit 1 by far
+    hits = [_hit(1, "no snakes").model_copy(update={"score": 1.0}), _hit(2, "python").model_copy(update={"score": 0.0})]
+    probs = OnnxCrossEncoder(pm).probabilities("q", hits)
+    assert probs[1] > probs[0]
+    assert [h.chunk_id for h in OnnxCrossEncoder(pm, blend=1.0).rerank("q", hits)] == [2, 1]
+    assert [h.chunk_id for h in OnnxCrossEncoder(pm, blend=0.0).rerank("q", hits)] == [1, 2]
+    s = OnnxCrossEncoder(pm, blend=0.25).scores("q", hits)
+    assert s == pytest.approx([0.25 * probs[0] + 0.75, 0.25 * probs[1]])
+    with pytest.raises(ValueError, match="blend"):
+        OnnxCrossEncoder(pm, blend=1.5)
+
+
 def test_nli_judge_reads_labels_in_the_configured_order(tmp_path: Path) -> None:
     model = write_counter_model(tmp_path / "nli.onnx", ["false", "maybe", "true"])
     judge = OnnxNLIJudge(OnnxPairModel(model, tokenizer_path()), ["CONTRADICTED", "UNSUPPORTED", "SUPPORTED"])
@@ -82,7 +105,11 @@ def test_missing_or_broken_files_name_the_path(tmp_path: Path) -> None:
 def test_settings_pick_the_plugged_in_models(tmp_path: Path) -> None:
     write_counter_model(tmp_path / "ce.onnx", ["python"])
     r = reranker_from_settings(RerankSettings(enabled=True, model="ce.onnx", tokenizer=str(tokenizer_path())), tmp_path)
-    assert isinstance(r, OnnxCrossEncoder)
+    assert isinstance(r, OnnxCrossEncoder) and r.blend == 1.0
+    r = reranker_from_settings(
+        RerankSettings(enabled=True, model="ce.onnx", tokenizer=str(tokenizer_path()), blend=0.4), tmp_path
+    )
+    assert isinstance(r, OnnxCrossEncoder) and r.blend == 0.4
     assert reranker_from_settings(RerankSettings(enabled=False), tmp_path) is None
     with pytest.raises(ConfigError, match="rerank.tokenizer"):
         reranker_from_settings(RerankSettings(enabled=True, model="ce.onnx"), tmp_path)

@@ -107,6 +107,12 @@ class RerankSettings(_Strict):
         None, ge=1, le=1000, description="candidates reranked; null = the depth chosen at training (latency budget)"
     )
     max_length: int = Field(256, ge=16, le=8192, description="cross-encoder: tokens per (query, passage) pair")
+    blend: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="cross-encoder: weight of its probability against the hit's retrieval score (1 = the model alone)",
+    )
 
 
 JudgeLabel = Literal["SUPPORTED", "UNSUPPORTED", "CONTRADICTED"]

@@ -7,7 +7,7 @@
 
 from tether.rerank._factory import rerank_depth, reranker_from_settings, search_and_rerank
 from tether.rerank._features import RERANK_FEATURES, QueryProfile, rerank_features
-from tether.rerank._learned import LearnedReranker, OnnxCrossEncoder, RerankModel, load_rerank_model
+from tether.rerank._learned import LearnedReranker, OnnxCrossEncoder, RerankModel, load_rerank_model, passage_text
 from tether.rerank._protocol import Reranker
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "RerankModel",
     "Reranker",
     "load_rerank_model",
+    "passage_text",
     "rerank_depth",
     "rerank_features",
     "reranker_from_settings",

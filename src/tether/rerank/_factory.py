@@ -29,7 +29,8 @@ def reranker_from_settings(settings: RerankSettings, root: Path, idf: IdfSource 
     return OnnxCrossEncoder(
         OnnxPairModel(
             resolve_path(settings.model, root), resolve_path(settings.tokenizer, root), max_length=settings.max_length
-        )
+        ),
+        blend=settings.blend,
     )
 
 

@@ -36,6 +36,12 @@ def load_rerank_model(path: str | Path | None = None) -> RerankModel:
     return m
 
 
+def passage_text(title: str, text: str) -> str:
+    """What a cross-encoder reads of a chunk: its document's title on a line of its own, then its text (the
+    title alone often says what an abstract is about; it is left out when the text already starts with it)."""
+    return f"{title}\n{text}" if title and not text.startswith(title) else text
+
+
 def order_by_scores(hits: list[Hit], scores: list[float]) -> list[Hit]:
     """``hits`` best score first (ties keep their order), each carrying its ``rerank_score``."""
     order = sorted(range(len(hits)), key=lambda i: (-scores[i], i))
@@ -60,19 +66,30 @@ class LearnedReranker:
 
 class OnnxCrossEncoder:
     """A user's ONNX cross-encoder as a reranker: relevance = sigmoid of a single logit, or the softmax
-    probability of the last label for a two-label model."""
+    probability of the last label for a two-label model; with ``blend`` below 1, that probability weighted
+    against the hit's retrieval score (``blend * p + (1 - blend) * score``; hybrid scores lie in [0, 1])."""
 
-    def __init__(self, model: OnnxPairModel) -> None:
+    def __init__(self, model: OnnxPairModel, blend: float = 1.0) -> None:
+        if not 0.0 <= blend <= 1.0:
+            raise ValueError(f"blend must be within [0, 1], not {blend}")
         self.pair_model = model
+        self.blend = blend
         self.name = model.name
 
-    def scores(self, query: str, hits: list[Hit]) -> list[float]:
+    def probabilities(self, query: str, hits: list[Hit]) -> list[float]:
+        """The model's probability that each hit is relevant to ``query``."""
         if not hits:
             return []
-        logits = self.pair_model.logits([(query, h.text) for h in hits])
+        logits = self.pair_model.logits([(query, passage_text(h.title, h.text)) for h in hits])
         if logits.shape[1] == 1:
             return [float(s) for s in 1.0 / (1.0 + np.exp(-logits[:, 0]))]
         return [float(s) for s in softmax(logits)[:, -1]]
+
+    def scores(self, query: str, hits: list[Hit]) -> list[float]:
+        probs = self.probabilities(query, hits)
+        if self.blend >= 1.0:
+            return probs
+        return [self.blend * p + (1.0 - self.blend) * h.score for p, h in zip(probs, hits, strict=True)]
 
     def rerank(self, query: str, hits: list[Hit]) -> list[Hit]:
         return order_by_scores(hits, self.scores(query, hits))
