@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from onnx_pair import tokenizer_path, write_counter_model
 
@@ -29,6 +30,17 @@ def test_cross_encoder_reranks_by_the_models_logit(tmp_path: Path) -> None:
     assert [h.chunk_id for h in out[:2]] == [2, 3]
     assert out[0].rerank_score is not None and out[0].rerank_score > out[1].rerank_score  # type: ignore[operator]
     assert sorted(h.chunk_id for h in out) == [1, 2, 3, 4]
+
+
+def test_batched_logits_come_back_in_input_order(tmp_path: Path) -> None:
+    # pairs are batched by length; every pair's logits must still be its own
+    model = write_counter_model(tmp_path / "ce.onnx", ["python"])
+    pm = OnnxPairModel(model, tokenizer_path(), batch_size=2)
+    texts = ["python " * 5, "x", "python and a much longer passage than the others", "python python", "y y y y y y y"]
+    pairs = [("q", t) for t in texts]
+    alone = np.concatenate([pm.logits([p]) for p in pairs])
+    assert np.allclose(pm.logits(pairs), alone)
+    assert alone[0, 0] > alone[3, 0] > alone[2, 0] > alone[1, 0]  # 5, 2, 1, 0 matches
 
 
 def test_query_and_passage_are_fed_as_a_pair(tmp_path: Path) -> None:

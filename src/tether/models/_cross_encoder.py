@@ -75,9 +75,11 @@ class OnnxPairModel:
             self._load()
         tok: Any = self._tokenizer
         sess: Any = self._session
+        # batches of similar length pad less: pairs go through in order of length and come back in input order
+        order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
         rows: list[npt.NDArray[np.float32]] = []
         for b in range(0, len(pairs), self.batch_size):
-            encs = tok.encode_batch(pairs[b : b + self.batch_size])
+            encs = tok.encode_batch([pairs[i] for i in order[b : b + self.batch_size]])
             ids = np.array([e.ids for e in encs], dtype=np.int64)
             feeds = {"input_ids": ids, "attention_mask": np.array([e.attention_mask for e in encs], dtype=np.int64)}
             if "token_type_ids" in self._inputs:
@@ -90,7 +92,11 @@ class OnnxPairModel:
                     f"cross-encoder model {self.model_path} returned shape {out.shape}; want [batch, labels]"
                 )
             rows.append(out)
-        return np.concatenate(rows) if rows else np.zeros((0, 1), np.float32)
+        if not rows:
+            return np.zeros((0, 1), np.float32)
+        result = np.empty((len(pairs), rows[0].shape[1]), np.float32)
+        result[order] = np.concatenate(rows)
+        return result
 
 
 def softmax(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
