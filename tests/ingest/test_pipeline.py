@@ -349,6 +349,32 @@ def test_near_duplicate_chunks_across_files_are_removed_and_counted(tmp_path: Pa
     assert b_meta is not None and (b_meta.n_duplicates, b_meta.n_chunks) == (1, 1)
 
 
+def test_an_index_keeps_the_minhash_scheme_of_its_stored_signatures(
+    tmp_path: Path, store: SQLiteStore, ingest, embedder: OnnxEmbedder
+) -> None:
+    from tether.ingest._dedupe import signature
+    from tether.ingest._pipeline import minhash_scheme
+
+    assert minhash_scheme(store) == "words64"  # a new index takes the default, and records it
+    assert store.setting("minhash_scheme") == "words64"
+    settings = IngestSettings(chunk=ChunkSettings(max_tokens=64, overlap_tokens=0))
+    first = write_corpus(tmp_path / "first", {"a.md": SHARED + "# Battery\n\nCharge the battery fully.\n"})
+    second = write_corpus(tmp_path / "second", {"b.md": SHARED + "# Blades\n\nReplace dull saw blades.\n"})
+    # an index made before schemes were recorded holds datasketch signatures: it must go on with those
+    old = SQLiteStore.open(tmp_path / "old" / "index.db", create=True)
+    old.record_setting("minhash_scheme", "datasketch")
+    assert ingest_paths([first], old, embedder, settings).added == 1
+    for text, blob in old._conn.execute("SELECT text, minhash FROM chunks"):  # stored in the recorded scheme
+        assert blob == signature(text, settings.dedupe.num_perm, "datasketch").tobytes()
+    old._conn.execute("DELETE FROM meta WHERE key = 'setting:minhash_scheme'")  # as an index made before
+    assert minhash_scheme(old) == "datasketch"  # it holds chunks, so theirs
+    assert old.setting("minhash_scheme") == "datasketch"
+    assert ingest_paths([second], old, embedder, settings).duplicates_removed == 1  # found among datasketch ones
+    old.close()
+    assert ingest(first, settings=settings).added == 1
+    assert ingest(second, settings=settings).duplicates_removed == 1
+
+
 def test_dedupe_can_be_turned_off(tmp_path: Path, store: SQLiteStore, ingest) -> None:
     docs = write_corpus(tmp_path / "docs", {"a.md": SHARED, "b.md": SHARED + "# More\n\nAnother paragraph.\n"})
     settings = IngestSettings.model_validate({"dedupe": {"enabled": False}, "chunk": {"max_tokens": 64}})

@@ -13,8 +13,8 @@ import numpy.typing as npt
 
 from tether.config import IngestSettings
 from tether.contracts import Chunk, IngestSummary, SkippedFile
-from tether.errors import IngestError
-from tether.ingest._dedupe import estimated_jaccard, lsh_params
+from tether.errors import IndexMismatchError, IngestError
+from tether.ingest._dedupe import DEFAULT_SCHEME, LEGACY_SCHEME, Scheme, estimated_jaccard, lsh_params
 from tether.ingest._prepare import Job, Prepared, Recipe, default_workers, prepare, prepare_all
 from tether.models import Embedder
 from tether.store import NewChunk, NewDocument, SQLiteStore
@@ -70,6 +70,20 @@ class _Pending:
     tags: list[str] = field(default_factory=list)
 
 
+def minhash_scheme(store: SQLiteStore) -> Scheme:
+    """The MinHash scheme of the index's stored signatures: the one it records; else, for an index made
+    before schemes were recorded, ``datasketch`` if it holds chunks (their signatures are of that scheme),
+    and the default for an empty one. The answer is recorded, so it stays the same."""
+    got = store.setting("minhash_scheme")
+    if got is None:
+        got = LEGACY_SCHEME if store.chunk_count() > 0 else DEFAULT_SCHEME
+        store.record_setting("minhash_scheme", got)
+        got = store.setting("minhash_scheme") or got  # another writer may have recorded it first
+    if got not in ("words64", "datasketch"):
+        raise IndexMismatchError(f"{store.path} uses MinHash scheme {got!r}, which this Tether does not know")
+    return got  # type: ignore[return-value]
+
+
 class Ingestor:
     """parse -> chunk -> dedupe -> embed -> index; each document is written whole or not at all.
 
@@ -91,6 +105,7 @@ class Ingestor:
             num_perm=d.num_perm,
             bands=self._bands,
             rows=self._rows,
+            scheme=minhash_scheme(store),
         )
         self.workers = default_workers() if settings.workers == "auto" else settings.workers
         self._pending: list[_Pending] = []

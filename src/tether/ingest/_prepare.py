@@ -27,7 +27,7 @@ import numpy.typing as npt
 from tether.contracts import Chunk, ParsedDocument
 from tether.errors import IngestError
 from tether.ingest._chunk import chunk_document
-from tether.ingest._dedupe import band_keys, signatures
+from tether.ingest._dedupe import DEFAULT_SCHEME, Scheme, band_keys, signatures
 from tether.ingest.parsers import parse_file
 
 MIN_PARALLEL = 64
@@ -46,6 +46,7 @@ class Recipe:
     num_perm: int
     bands: int
     rows: int
+    scheme: Scheme = DEFAULT_SCHEME  # the index's MinHash scheme
 
 
 @dataclass
@@ -84,6 +85,11 @@ class Prepared:
 
 def prepare(job: Job, recipe: Recipe) -> Prepared:
     """Parse and chunk ``job``'s document, and compute its chunks' MinHash signatures and LSH keys."""
+    return _prepare_batch([job], recipe)[0]
+
+
+def _cut(job: Job, recipe: Recipe) -> Prepared:
+    """Parse and chunk (no hashing yet)."""
     if job.data is None:
         return Prepared()
     t0 = time.perf_counter()
@@ -94,21 +100,25 @@ def prepare(job: Job, recipe: Recipe) -> Prepared:
         chunks = chunk_document(parsed, recipe.max_tokens, recipe.overlap_tokens)
     except IngestError as e:
         return Prepared(error=str(e), parse_seconds=time.perf_counter() - t0)
-    t1 = time.perf_counter()
-    sigs = signatures([ch.text for ch in chunks], recipe.num_perm)
-    keys = [band_keys(sig, recipe.bands, recipe.rows) for sig in sigs]
-    return Prepared(
-        parsed=parsed,
-        chunks=chunks,
-        signatures=sigs,
-        band_keys=keys,
-        parse_seconds=t1 - t0,
-        hash_seconds=time.perf_counter() - t1,
-    )
+    return Prepared(parsed=parsed, chunks=chunks, parse_seconds=time.perf_counter() - t0)
 
 
 def _prepare_batch(jobs: list[Job], recipe: Recipe) -> list[Prepared]:
-    return [prepare(job, recipe) for job in jobs]
+    """:func:`prepare` of each job; the chunks of all of them are hashed together (numpy work per call)."""
+    out = [_cut(job, recipe) for job in jobs]
+    todo = [p for p in out if p.parsed is not None]
+    texts = [ch.text for p in todo for ch in p.chunks]
+    t0 = time.perf_counter()
+    sigs = signatures(texts, recipe.num_perm, recipe.scheme)
+    keys = [band_keys(sig, recipe.bands, recipe.rows) for sig in sigs]
+    per_chunk = (time.perf_counter() - t0) / max(1, len(texts))
+    at = 0
+    for p in todo:
+        n = len(p.chunks)
+        p.signatures, p.band_keys = sigs[at : at + n], keys[at : at + n]
+        p.hash_seconds = per_chunk * n
+        at += n
+    return out
 
 
 def default_workers() -> int:
