@@ -148,3 +148,24 @@ def test_killed_workers_leave_the_rest_to_this_process_and_lose_nothing() -> Non
     assert killed, "no worker process was found to kill"
     assert [j.key for j, _ in got] == [f"k{i}" for i in range(MIN_PARALLEL * 4)]
     assert all(p.parsed is not None and p.chunks[0].text == j.data.decode() for j, p in got)  # type: ignore[union-attr]
+
+
+def test_the_writer_takes_the_newest_batch_no_worker_was_sent() -> None:
+    from collections import deque
+    from concurrent.futures import Future
+
+    from tether.ingest._prepare import _Flight, _steal
+
+    recipe = Recipe(max_tokens=50, overlap_tokens=0, num_perm=16, bands=4, rows=4)
+
+    def batch(i: int) -> list[Job]:
+        return [Job(key=f"k{i}", source=Path("record.txt"), data=f"batch {i} about comets".encode())]
+
+    sent: Future[list] = Future()
+    flights = deque([_Flight(batch(0), future=sent), _Flight(batch(1)), _Flight(batch(2))])
+    assert _steal(flights, recipe)
+    assert flights[2].results is not None and flights[2].results[0].chunks[0].text == "batch 2 about comets"
+    assert flights[1].waiting and flights[0].future is sent and flights[0].results is None
+    assert _steal(flights, recipe) and flights[1].results is not None
+    assert not _steal(flights, recipe)  # only a sent batch is left: the writer waits for it
+    assert not sent.cancelled()

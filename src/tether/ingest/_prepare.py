@@ -169,44 +169,86 @@ def _batches(jobs: Iterator[Job]) -> Iterator[list[Job]]:
         yield batch
 
 
+_SUBMITTED = 8  # batches per worker handed to the pool at a time; the rest of the lookahead waits here
+
+
+@dataclass
+class _Flight:
+    """A batch read ahead: waiting here (neither field set), sent to the pool (``future``), or prepared here."""
+
+    batch: list[Job]
+    future: Future[list[Prepared]] | None = None
+    results: list[Prepared] | None = None
+
+    @property
+    def waiting(self) -> bool:
+        return self.future is None and self.results is None
+
+
+def _steal(inflight: deque[_Flight], recipe: Recipe) -> bool:
+    """Prepare here the newest batch no worker has been sent; whether there was one.
+
+    The writer would otherwise wait for the oldest batch while the workers are behind. Only a few batches
+    are handed to the pool at a time, so the rest of the lookahead can still be taken back (a cancelled
+    future of a pool that breaks later upsets the pool's own thread on Python 3.11, so none is cancelled)."""
+    for flight in reversed(inflight):
+        if flight.waiting:
+            flight.results = _prepare_batch(flight.batch, recipe)
+            return True
+    return False
+
+
 def _parallel(jobs: Iterator[Job], recipe: Recipe, workers: int) -> Iterator[tuple[Job, Prepared]]:
     batches = _batches(jobs)
-    inflight: deque[tuple[list[Job], Future[list[Prepared]] | None]] = deque()
+    inflight: deque[_Flight] = deque()
     pool: ProcessPoolExecutor | None = ProcessPoolExecutor(max_workers=workers, mp_context=_context())
-    held = 0  # bytes of document content in flight
+    held = 0  # bytes of document content read ahead
+
+    def send() -> None:
+        """The oldest waiting batches go to the pool, a few per worker."""
+        nonlocal pool
+        if pool is None:
+            return
+        sent = sum(1 for f in inflight if f.future is not None and not f.future.done())
+        for flight in inflight:
+            if sent >= workers * _SUBMITTED:
+                return
+            if flight.waiting:
+                try:
+                    flight.future = _submit(pool, flight.batch, recipe)
+                except BrokenProcessPool:
+                    _give_up(pool)
+                    pool = None
+                    return
+                sent += 1
+
     try:
         while True:
-            while pool is not None and len(inflight) < workers * _AHEAD and (not inflight or held < _AHEAD_BYTES):
+            while len(inflight) < workers * _AHEAD and (not inflight or held < _AHEAD_BYTES):
                 batch = next(batches, None)
                 if batch is None:
                     break
                 held += _size(batch)
-                try:
-                    inflight.append((batch, _submit(pool, batch, recipe)))
-                except BrokenProcessPool:
-                    _give_up(pool)
-                    pool = None
-                    inflight.append((batch, None))
+                inflight.append(_Flight(batch))
+                send()  # as they are read: the workers start on the first batches at once
             if not inflight:
-                if pool is None:  # the pool died: the rest here, one batch at a time
-                    batch = next(batches, None)
-                    if batch is None:
-                        return
-                    inflight.append((batch, None))
-                else:
-                    return
-            batch, fut = inflight.popleft()
-            held -= _size(batch)
-            results: list[Prepared] | None = None
-            if fut is not None:
+                return
+            send()
+            head = inflight[0]
+            while head.future is not None and not head.future.done() and _steal(inflight, recipe):
+                pass
+            inflight.popleft()
+            held -= _size(head.batch)
+            results = head.results
+            if results is None and head.future is not None:
                 try:
-                    results = fut.result()
+                    results = head.future.result()
                 except BrokenProcessPool:
                     _give_up(pool)
                     pool = None
-            if results is None:
-                results = _prepare_batch(batch, recipe)
-            yield from zip(batch, results, strict=True)
+            if results is None:  # never sent (the pool is gone), or the pool broke: prepared here
+                results = _prepare_batch(head.batch, recipe)
+            yield from zip(head.batch, results, strict=True)
     finally:
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
