@@ -23,6 +23,7 @@ Run in the peers environment (`bash bench/setup_peers.sh`):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -102,7 +103,8 @@ def run_llamaindex(records: Records) -> dict[str, float]:
     from llama_index.core.schema import Document
     from llama_index.retrievers.bm25 import BM25Retriever
 
-    Settings.llm = None
+    with contextlib.redirect_stdout(sys.stderr):  # it announces the MockLLM on stdout, which --json owns
+        Settings.llm = None
     docs = [Document(id_=k, text=f"{title}\n{text}", metadata={"title": title}) for k, title, text in records]
     t0 = time.perf_counter()
     nodes = SentenceSplitter(chunk_size=200, chunk_overlap=32).get_nodes_from_documents(docs)
