@@ -21,32 +21,52 @@ RankInfo = tuple[int | None, int | None, float | None, float | None]
 """A candidate's (lexical rank, dense rank, lexical score, dense score); None where a side missed it."""
 
 
-def _collapse_words(text: str) -> set[str]:
-    """The word set that near-copy collapsing compares: lowercase whitespace-separated tokens.
+class _Collapser:
+    """Keeps hits in order and drops each that nearly copies one kept before it.
 
-    Punctuation stays on its word, which matters little to whether two chunks are near-copies, and this
-    is ~2.5x faster than :func:`tether.text.words` (a search tokenizes every hit it returns)."""
-    return set(text.lower().split())
+    Near-copy means an estimated Jaccard of word 3-shingles at or above ``threshold``, from the MinHash
+    signatures the ingest stored for its own near-duplicate check: a search compares stored numbers, where
+    tokenizing each hit's text took 40% of a lexical search. Signatures of different lengths (an index
+    ingested with two ``dedupe.num_perm`` values) are not comparable and never match."""
 
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+        self._kept: list[npt.NDArray[np.uint64]] = []
 
-def _jaccard(a: set[str], b: set[str]) -> float:
-    if not a or not b:
-        return 0.0
-    common = len(a & b)
-    return common / (len(a) + len(b) - common)
+    def keep(self, signatures: list[bytes]) -> list[bool]:
+        """For each signature of the next hits, in order, whether its hit is kept (and now compared against)."""
+        n = len(signatures)
+        width = len(signatures[0]) if n else 0
+        if n == 0 or width == 0 or any(len(b) != width for b in signatures):
+            return [self._keep_one(np.frombuffer(b, dtype=np.uint64)) for b in signatures]
+        new = np.frombuffer(b"".join(signatures), dtype=np.uint64).reshape(n, -1)
+        th = self.threshold
+        width = new.shape[1]
+        # the fraction of equal values, as :func:`~tether.ingest._dedupe.estimated_jaccard` computes it
+        within = ((new[:, None, :] == new[None, :, :]).sum(axis=2) / width >= th).tolist()
+        kept = [k for k in self._kept if len(k) == width]
+        if kept:
+            same = (new[:, None, :] == np.stack(kept)[None, :, :]).sum(axis=2) / width
+            before = (same >= th).any(axis=1).tolist()
+        else:
+            before = [False] * n
+        out: list[bool] = []
+        here: list[int] = []
+        for i in range(n):
+            row = within[i]
+            copy = before[i] or (True in row[:i] and any(row[j] for j in here))
+            out.append(not copy)
+            if not copy:
+                here.append(i)
+                self._kept.append(new[i])
+        return out
 
-
-def _near_copy(ws: set[str], kept: list[set[str]], threshold: float) -> bool:
-    """Whether ``ws`` overlaps one of ``kept`` by at least ``threshold`` (Jaccard)."""
-    n = len(ws)
-    for o in kept:
-        # Jaccard is at most the ratio of the two sizes (also once rounded: division rounds monotonically),
-        # so pairs too different in size cannot reach the threshold
-        if n and o and min(n, len(o)) / max(n, len(o)) < threshold:
-            continue
-        if _jaccard(ws, o) >= threshold:
-            return True
-    return False
+    def _keep_one(self, sig: npt.NDArray[np.uint64]) -> bool:
+        for o in self._kept:
+            if len(o) == len(sig) and len(sig) and float(np.mean(o == sig)) >= self.threshold:
+                return False
+        self._kept.append(sig)
+        return True
 
 
 class _Info(Mapping[int, RankInfo]):
@@ -163,21 +183,17 @@ class Retriever:
         fused, info = self.rank(query, mode=mode, filters=filters, query_vector=query_vector, lexical_n=lexical_n)
         window = fused[:size]
         out: list[Hit] = []
-        kept_words: list[set[str]] = []
+        collapser = _Collapser(self.settings.collapse_threshold) if collapse else None
         # chunk rows are read a few at a time: collapsing seldom drops any, so most of the window is never read
         step = k + 1 if collapse else k
         for b in range(0, len(window), step):
             part = window[b : b + step]
             rows = self.store.chunk_rows([x.chunk_id for x in part])
-            for x in part:
-                row = rows.get(x.chunk_id)
-                if row is None:
+            found = [(x, rows[x.chunk_id]) for x in part if x.chunk_id in rows]
+            kept = collapser.keep([row.minhash for _, row in found]) if collapser else [True] * len(found)
+            for (x, row), keep in zip(found, kept, strict=True):
+                if not keep:
                     continue
-                if collapse:
-                    ws = _collapse_words(row.text)
-                    if _near_copy(ws, kept_words, self.settings.collapse_threshold):
-                        continue
-                    kept_words.append(ws)
                 lr, dr, ls, ds = info[x.chunk_id]
                 out.append(
                     Hit(

@@ -633,13 +633,14 @@ class LexicalIndex:
             idfs.append(idf if idf > 0.0 else 1e-6)
         if not rows_parts:
             return []
+        counts: npt.NDArray[np.integer[Any]]
         if len(rows_parts) == 1:
-            rows, counts = rows_parts[0], tf_parts[0].astype(np.float64)
+            rows, counts = rows_parts[0], tf_parts[0]
         else:
             rows = np.concatenate(rows_parts)
-            counts = np.concatenate([t.astype(np.float64) for t in tf_parts])
-        w_text, w_title, w_section = weights
-        freq = counts[:, 0] * w_text + counts[:, 1] * w_title + counts[:, 2] * w_section
+            counts = np.concatenate(tf_parts)  # one dtype unless a phrase's counts were widened
+        # the column frequencies weighted and summed, in float64 (a matrix product of the counts)
+        freq = counts.astype(np.float64) @ np.asarray(weights, dtype=np.float64)
         idf_each = np.repeat(np.asarray(idfs), [len(r) for r in rows_parts])
         contrib = idf_each * ((freq * (K1 + 1.0)) / (freq + self._norm[rows]))
         size = len(self._chunk_ids)

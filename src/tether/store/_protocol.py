@@ -16,7 +16,8 @@ class ScoredId(NamedTuple):
 
 
 class ChunkRow(NamedTuple):
-    """A stored chunk as :meth:`SQLiteStore.chunk_rows` reads it: a :class:`~tether.contracts.Hit` without scores."""
+    """A stored chunk as :meth:`SQLiteStore.chunk_rows` reads it: a :class:`~tether.contracts.Hit` without scores,
+    and its MinHash signature as stored (``minhash``: little-endian uint64 values)."""
 
     chunk_id: int
     doc_id: int
@@ -26,6 +27,7 @@ class ChunkRow(NamedTuple):
     start: int
     end: int
     text: str
+    minhash: bytes
 
 
 @dataclass

@@ -691,17 +691,30 @@ class SQLiteStore:
             part = ids[b : b + 500]
             marks = ",".join("?" * len(part))
             for r in self._conn.execute(
-                f'SELECT c.id, c.doc_id, d.path, c.title, c.section_path, c.start, c."end", c.text'
+                f'SELECT c.id, c.doc_id, d.path, c.title, c.section_path, c.start, c."end", c.text, c.minhash'
                 f" FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({marks})",
                 part,
             ):
                 section = [] if r[4] == "[]" else json.loads(r[4])
-                out[r[0]] = ChunkRow(r[0], r[1], r[2], r[3], section, r[5], r[6], r[7])
+                out[r[0]] = ChunkRow(r[0], r[1], r[2], r[3], section, r[5], r[6], r[7], r[8])
         return out
 
     def hits(self, ids: list[int]) -> dict[int, Hit]:
         """Chunk rows for ``ids`` as hits (score fields zero), new objects on every call."""
-        return {i: Hit(**r._asdict(), score=0.0) for i, r in self.chunk_rows(ids).items()}
+        return {
+            i: Hit(
+                chunk_id=r.chunk_id,
+                doc_id=r.doc_id,
+                path=r.path,
+                title=r.title,
+                section=r.section,
+                start=r.start,
+                end=r.end,
+                text=r.text,
+                score=0.0,
+            )
+            for i, r in self.chunk_rows(ids).items()
+        }
 
     def document(self, doc_id: int) -> DocumentMeta | None:
         r = self._conn.execute(
