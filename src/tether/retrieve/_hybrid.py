@@ -189,12 +189,18 @@ class Retriever:
         for b in range(0, len(window), step):
             part = window[b : b + step]
             rows = self.store.chunk_rows([x.chunk_id for x in part])
-            found = [(x, rows[x.chunk_id]) for x in part if x.chunk_id in rows]
-            kept = collapser.keep([row.minhash for _, row in found]) if collapser else [True] * len(found)
-            for (x, row), keep in zip(found, kept, strict=True):
+            found = [(b + j, x, rows[x.chunk_id]) for j, x in enumerate(part) if x.chunk_id in rows]
+            kept = collapser.keep([row.minhash for _, _, row in found]) if collapser else [True] * len(found)
+            for (at, x, row), keep in zip(found, kept, strict=True):
                 if not keep:
                     continue
-                lr, dr, ls, ds = info[x.chunk_id]
+                # one side alone: the fused list is that side's, so a hit's rank there is its place in it
+                if mode == "lexical":
+                    lr, dr, ls, ds = at + 1, None, x.score, None
+                elif mode == "dense":
+                    lr, dr, ls, ds = None, at + 1, None, x.score
+                else:
+                    lr, dr, ls, ds = info[x.chunk_id]
                 out.append(
                     Hit(
                         chunk_id=row.chunk_id,
