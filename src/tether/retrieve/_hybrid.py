@@ -201,23 +201,7 @@ class Retriever:
                     lr, dr, ls, ds = None, at + 1, None, x.score
                 else:
                     lr, dr, ls, ds = info[x.chunk_id]
-                out.append(
-                    Hit(
-                        chunk_id=row.chunk_id,
-                        doc_id=row.doc_id,
-                        path=row.path,
-                        title=row.title,
-                        section=row.section,
-                        start=row.start,
-                        end=row.end,
-                        text=row.text,
-                        score=x.score,
-                        lexical_rank=lr,
-                        dense_rank=dr,
-                        lexical_score=ls,
-                        dense_score=ds,
-                    )
-                )
+                out.append(row.hit(x.score, lr, dr, ls, ds))
                 if len(out) >= k:
                     return out
         return out

@@ -29,6 +29,31 @@ class ChunkRow(NamedTuple):
     text: str
     minhash: bytes
 
+    def hit(
+        self,
+        score: float,
+        lexical_rank: int | None = None,
+        dense_rank: int | None = None,
+        lexical_score: float | None = None,
+        dense_score: float | None = None,
+    ) -> Hit:
+        """This chunk as a :class:`~tether.contracts.Hit` with the given scores."""
+        return Hit(
+            chunk_id=self.chunk_id,
+            doc_id=self.doc_id,
+            path=self.path,
+            title=self.title,
+            section=self.section,
+            start=self.start,
+            end=self.end,
+            text=self.text,
+            score=score,
+            lexical_rank=lexical_rank,
+            dense_rank=dense_rank,
+            lexical_score=lexical_score,
+            dense_score=dense_score,
+        )
+
 
 @dataclass
 class NewChunk:

@@ -701,20 +701,7 @@ class SQLiteStore:
 
     def hits(self, ids: list[int]) -> dict[int, Hit]:
         """Chunk rows for ``ids`` as hits (score fields zero), new objects on every call."""
-        return {
-            i: Hit(
-                chunk_id=r.chunk_id,
-                doc_id=r.doc_id,
-                path=r.path,
-                title=r.title,
-                section=r.section,
-                start=r.start,
-                end=r.end,
-                text=r.text,
-                score=0.0,
-            )
-            for i, r in self.chunk_rows(ids).items()
-        }
+        return {i: r.hit(0.0) for i, r in self.chunk_rows(ids).items()}
 
     def document(self, doc_id: int) -> DocumentMeta | None:
         r = self._conn.execute(
