@@ -110,6 +110,7 @@ class SQLiteStore:
     def __init__(self, conn: sqlite3.Connection, path: Path, *, ann_threshold: int = 50_000) -> None:
         self._batch: list[NewDocument] | None = None  # documents written in the open batch()
         self._batch_cut = False  # a document of the batch is part-written
+        self._pending_id: int | None = None  # next chunk id, while a transaction's writes defer their meta
         self._conn = conn
         self.path = path
         self.ann_threshold = ann_threshold
@@ -235,7 +236,7 @@ class SQLiteStore:
             # no savepoint: FTS5 writes its pending tokens out at every savepoint release, which cost more
             # than the rest of a document's FTS5 work; batch() undoes a document cut short another way
             self._batch_cut = True
-            doc_id = self._write_document(doc)
+            doc_id = self._write_document(doc, defer=True)
             self._batch_cut = False
             self._batch.append(doc)
             return doc_id
@@ -253,13 +254,19 @@ class SQLiteStore:
             raise
         return doc_id
 
-    def _write_document(self, doc: NewDocument) -> int:
-        """The writes of :meth:`put_document`, in the open transaction."""
+    def _write_document(self, doc: NewDocument, *, defer: bool = False) -> int:
+        """The writes of :meth:`put_document`, in the open transaction.
+
+        ``defer``: the index's bookkeeping (next chunk id, generation, last ingest) is written once by
+        :meth:`_record_deferred` before the transaction commits, not once per document."""
         c = self._conn
         # chunk ids are allocated here and never reused (SQLite would hand the largest deleted id out
         # again), so the derived indexes (lexical, HNSW) can trust that an id names one content
-        top = c.execute("SELECT COALESCE(MAX(id), 0) FROM chunks").fetchone()[0]
-        first_id = max(int(self._meta("next_chunk_id") or 0), int(top) + 1)
+        if self._pending_id is not None:
+            first_id = self._pending_id
+        else:
+            top = c.execute("SELECT COALESCE(MAX(id), 0) FROM chunks").fetchone()[0]
+            first_id = max(int(self._meta("next_chunk_id") or 0), int(top) + 1)
         old = c.execute("SELECT tags FROM documents WHERE path=?", (doc.path,)).fetchone()
         tags = set(doc.tags) | (set(json.loads(old[0])) if old else set())
         if old is not None:
@@ -314,14 +321,28 @@ class SQLiteStore:
             "INSERT INTO lsh(band, chunk_id) VALUES (?, ?)",
             [(k, first_id + i) for i, ch in enumerate(doc.chunks) for k in ch.band_keys],
         )
-        self._set_meta("next_chunk_id", str(first_id + len(doc.chunks)))
         c.executemany(
             "INSERT INTO dup_refs(kept_chunk_id, doc_path) VALUES (?, ?)",
             [(k, doc.path) for k in sorted(set(doc.duplicate_of))],
         )
-        c.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'")
-        self._set_meta("last_ingest", str(datetime.now(UTC).timestamp()))
+        if defer:
+            self._pending_id = first_id + len(doc.chunks)
+        else:
+            self._record_writes(first_id + len(doc.chunks))
         return doc_id
+
+    def _record_writes(self, next_chunk_id: int) -> None:
+        """Bookkeeping after documents were written: the next chunk id, a new generation (the derived
+        indexes follow it), the time of the last ingest."""
+        self._set_meta("next_chunk_id", str(next_chunk_id))
+        self._conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'")
+        self._set_meta("last_ingest", str(datetime.now(UTC).timestamp()))
+
+    def _record_deferred(self) -> None:
+        """What deferred writes left to record, before their transaction commits."""
+        if self._pending_id is not None:
+            self._record_writes(self._pending_id)
+            self._pending_id = None
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -338,22 +359,28 @@ class SQLiteStore:
             yield
             return
         c.execute("BEGIN IMMEDIATE")
-        self._batch, self._batch_cut = [], False
+        self._batch, self._batch_cut, self._pending_id = [], False, None
         try:
             yield
         except BaseException:
             done, cut = self._batch, self._batch_cut  # (reset by the finally below)
             if cut:
                 c.execute("ROLLBACK")
+                self._pending_id = None
                 self._rewrite(done)
             else:
                 try:
+                    self._record_deferred()
                     c.execute("COMMIT")
                 except sqlite3.Error:
                     c.execute("ROLLBACK")
             raise
         finally:
             self._batch, self._batch_cut = None, False
+        try:
+            self._record_deferred()
+        finally:
+            self._pending_id = None
         c.execute("COMMIT")
 
     def _rewrite(self, docs: list[NewDocument]) -> None:
@@ -364,11 +391,14 @@ class SQLiteStore:
         c.execute("BEGIN IMMEDIATE")
         try:
             for d in docs:
-                self._write_document(d)
+                self._write_document(d, defer=True)
+            self._record_deferred()
             c.execute("COMMIT")
         except BaseException:
             c.execute("ROLLBACK")
             raise
+        finally:
+            self._pending_id = None
 
     def delete_document(self, path: str) -> bool:
         c = self._conn
