@@ -87,10 +87,15 @@ def test_signatures_equal_datasketch_minhash() -> None:
     texts = ["", "!!!", "one", "two words", "a b c", PARAGRAPH, OTHER, "x " * 3000]
     texts += [" ".join(rng.choice(vocab) for _ in range(rng.randint(0, 300))) for _ in range(60)]
     for num_perm in (64, 128, 5):
+        # the permutations Tether draws itself are datasketch's for the same seed
+        a, b = _permutations(num_perm)
+        want = MinHash(num_perm=num_perm, seed=_SEED, scheme=_SCHEME).permutations
+        assert a.dtype == b.dtype == np.uint64
+        assert np.array_equal(a, want[0]) and np.array_equal(b, want[1])
         got = signatures(texts, num_perm, "datasketch")
         assert got.dtype == np.uint64 and got.shape == (len(texts), num_perm)
         for text, sig in zip(texts, got, strict=True):
-            m = MinHash(num_perm=num_perm, seed=_SEED, scheme=_SCHEME, permutations=_permutations(num_perm))
+            m = MinHash(num_perm=num_perm, seed=_SEED, scheme=_SCHEME)
             shingles = _shingles(text)
             if shingles:
                 m.update_batch(list(shingles))

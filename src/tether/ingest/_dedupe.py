@@ -25,18 +25,22 @@ LEGACY_SCHEME: Scheme = "datasketch"
 """What an index that records no scheme used (every index made before schemes were recorded)."""
 
 _SEED = 1
-_SCHEME = "affine64"  # pinned so that stored signatures stay comparable across datasketch versions
+_SCHEME = "affine64"  # datasketch's name for the permutations below (the tests compare them with its own)
 _SHINGLE = 3
 _GRID = 501  # integration points for the LSH error integrals
 
 
 @lru_cache(maxsize=8)
 def _permutations(num_perm: int) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
-    """The hash permutations of a seeded MinHash (cached: creating them is the slow part)."""
-    from datasketch import MinHash  # imported here: it pulls in scipy, which CLI start-up does not need
-
-    perms = MinHash(num_perm=num_perm, seed=_SEED, scheme=_SCHEME).permutations
-    return np.asarray(perms[0], dtype=np.uint64), np.asarray(perms[1], dtype=np.uint64)
+    """The affine permutations ``h -> a * h + b`` modulo 2**64 (``a`` odd, so each is a bijection), drawn
+    from numpy's legacy generator seeded with ``_SEED``: the values of ``datasketch.MinHash(num_perm,
+    seed=1, scheme="affine64")``, which every stored signature was made with (checked by the tests).
+    Drawn here rather than through datasketch, whose import (it pulls in scipy) cost an ingest 0.5 s
+    and 50 MB in each process."""
+    gen = np.random.RandomState(_SEED)
+    a = gen.randint(0, 1 << 63, num_perm, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    b = gen.randint(0, 1 << 64, num_perm, dtype=np.uint64)
+    return a, b
 
 
 def _shingles(text: str) -> set[bytes]:
