@@ -48,7 +48,7 @@ retrieval:
   title_weight: {title_weight}  # BM25 weight of the title column relative to the text
   section_weight: {section_weight}  # BM25 weight of the heading-path column
   top_k: 5                      # chunks handed to the answerer
-  collapse_threshold: 0.5       # hits sharing this share of word 3-shingles are collapsed into the best one
+  collapse_threshold: 0.6       # hits sharing this share of word 3-shingles are collapsed into the best one
 
 rerank:
   enabled: {rerank_enabled}                 # reorder the retrieved candidates before the top_k are taken

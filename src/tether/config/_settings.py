@@ -79,7 +79,7 @@ class RetrievalSettings(_Strict):
     section_weight: float = Field(0.5, ge=0.0, description="BM25 weight of the heading-path column")
     top_k: int = Field(5, ge=1, le=100, description="chunks passed to the answerer")
     collapse_threshold: float = Field(
-        0.5,
+        0.6,
         gt=0.0,
         le=1.0,
         description="hits whose estimated Jaccard of word 3-shingles (the MinHash signatures stored at ingest)"
