@@ -9,6 +9,7 @@ import numpy.typing as npt
 
 from tether.config import RetrievalSettings
 from tether.contracts import Hit, SearchFilters, TraceEvent
+from tether.ingest._dedupe import estimated_jaccard
 from tether.models import Embedder
 from tether.retrieve._fusion import convex_fusion, rrf_fusion
 from tether.store import ScoredId, SQLiteStore
@@ -36,8 +37,8 @@ class _Collapser:
     def keep(self, signatures: list[bytes]) -> list[bool]:
         """For each signature of the next hits, in order, whether its hit is kept (and now compared against)."""
         n = len(signatures)
-        width = len(signatures[0]) if n else 0
-        if n == 0 or width == 0 or any(len(b) != width for b in signatures):
+        nbytes = len(signatures[0]) if n else 0
+        if n == 0 or nbytes == 0 or any(len(b) != nbytes for b in signatures):
             return [self._keep_one(np.frombuffer(b, dtype=np.uint64)) for b in signatures]
         new = np.frombuffer(b"".join(signatures), dtype=np.uint64).reshape(n, -1)
         th = self.threshold
@@ -63,7 +64,7 @@ class _Collapser:
 
     def _keep_one(self, sig: npt.NDArray[np.uint64]) -> bool:
         for o in self._kept:
-            if len(o) == len(sig) and len(sig) and float(np.mean(o == sig)) >= self.threshold:
+            if len(o) == len(sig) and len(sig) and estimated_jaccard(o, sig) >= self.threshold:
                 return False
         self._kept.append(sig)
         return True

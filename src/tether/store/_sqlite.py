@@ -362,6 +362,7 @@ class SQLiteStore:
         self._batch, self._batch_cut, self._pending_id = [], False, None
         try:
             yield
+            self._record_deferred()
         except BaseException:
             done, cut = self._batch, self._batch_cut  # (reset by the finally below)
             if cut:
@@ -376,11 +377,7 @@ class SQLiteStore:
                     c.execute("ROLLBACK")
             raise
         finally:
-            self._batch, self._batch_cut = None, False
-        try:
-            self._record_deferred()
-        finally:
-            self._pending_id = None
+            self._batch, self._batch_cut, self._pending_id = None, False, None
         c.execute("COMMIT")
 
     def _rewrite(self, docs: list[NewDocument]) -> None:
