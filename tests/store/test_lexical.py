@@ -111,6 +111,24 @@ def test_scores_and_ranking_equal_fts5_bm25(tmp_path: Path) -> None:
         assert [x.score for x in got] == [x.score for x in want]
 
 
+def test_scores_worked_out_per_search_equal_the_kept_factors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An index of more postings than it keeps factors for works each term's out per search: same results."""
+    from tether.store import _lexical
+
+    rng = random.Random(4)
+    store = SQLiteStore.open(tmp_path / "i.db", create=True)
+    store.check_embedding("m", 4)
+    _fill(store, rng, 40)
+    for d in range(0, 40, 5):
+        store.delete_document(f"/d/{d % 7}/doc{d}.md")
+    queries = _queries(rng, 30)
+    kept = [store.lexical_search(q, 25, title_weight=1.5) for q in queries]
+    assert store._lexical is not None and store._lexical._saturated is not None
+    monkeypatch.setattr(_lexical, "_MAX_SATURATED", 0)
+    assert [store.lexical_search(q, 25, title_weight=1.5) for q in queries] == kept
+    _assert_same(store, rng, 10)
+
+
 def test_follows_replaced_deleted_and_added_documents_and_reopens(tmp_path: Path) -> None:
     rng = random.Random(5)
     path = tmp_path / "i.db"

@@ -44,6 +44,9 @@ _REDUCE_EVERY = 4_000_000  # instances reduced to postings at a time while readi
 _TOKENIZE_BATCH = 20_000  # chunks tokenized at a time when syncing
 _VOCAB_TABLE = "temp.tether_lexical_instances"
 _SEPARATOR = "\ue000"
+_MAX_SATURATED = 8_000_000
+"""Postings up to which each one's BM25 term-frequency factor is kept for the last weights asked (8 bytes
+each, 64 MB at most): a search then reads its terms' factors instead of working them out from the counts."""
 
 I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
@@ -93,6 +96,10 @@ class Tokenizer:
         quoted = "'" + tokenize.replace("'", "''") + "'"
         self._conn.execute(f"CREATE VIRTUAL TABLE t USING fts5({', '.join(COLUMNS)}, tokenize={quoted})")
         self._conn.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, 'instance')")
+        # queries go to a leaner table of their own: one column, contentless, no column sizes (a fifth faster
+        # when a search's numpy work has just evicted SQLite's from the CPU caches)
+        self._conn.execute(f"CREATE VIRTUAL TABLE q USING fts5(text, tokenize={quoted}, content='', columnsize=0)")
+        self._conn.execute("CREATE VIRTUAL TABLE qv USING fts5vocab(q, 'instance')")
         self._cache: dict[str, tuple[str, ...]] = {}
 
     def close(self) -> None:
@@ -112,17 +119,17 @@ class Tokenizer:
         c.execute("BEGIN")  # rolled back afterwards: nothing is ever written
         try:
             if any(_SEPARATOR in t for t in terms):
-                c.executemany("INSERT INTO t(rowid, text) VALUES (?, ?)", list(enumerate(terms)))
+                c.executemany("INSERT INTO q(rowid, text) VALUES (?, ?)", list(enumerate(terms)))
                 found: list[list[tuple[int, str]]] = [[] for _ in terms]
-                for doc, offset, term in c.execute("SELECT doc, offset, term FROM v"):
+                for doc, offset, term in c.execute("SELECT doc, offset, term FROM qv"):
                     found[int(doc)].append((int(offset), str(term)))
                 return [tuple(term for _, term in sorted(f)) for f in found]
             # one row, the terms apart by a token no term can hold (a private-use character: unicode61
             # keeps it as a token of its own, porter leaves it alone): one insert instead of one per term
-            c.execute("INSERT INTO t(rowid, text) VALUES (1, ?)", (f" {_SEPARATOR} ".join(terms),))
+            c.execute("INSERT INTO q(rowid, text) VALUES (1, ?)", (f" {_SEPARATOR} ".join(terms),))
             out = []
             current: list[str] = []
-            for _, term in sorted(c.execute("SELECT offset, term FROM v")):
+            for _, term in sorted(c.execute("SELECT offset, term FROM qv")):
                 if term == _SEPARATOR:
                     out.append(tuple(current))
                     current = []
@@ -228,6 +235,7 @@ class LexicalIndex:
         self._alive: npt.NDArray[np.bool_] = np.zeros(0, bool)
         self._n_dead = 0
         self._max_id = 0  # the largest chunk id ever held
+        self._saturated: tuple[tuple[float, float, float], F64] | None = None
         self._refresh_norm()
 
     # -- persistence -------------------------------------------------------------
@@ -433,6 +441,7 @@ class LexicalIndex:
         self._offsets = offsets
         self._rows = post.rows
         self._tf = post.tf
+        self._saturated = None
 
     def _postings(self) -> _Postings:
         counts = np.diff(self._offsets)
@@ -491,6 +500,22 @@ class LexicalIndex:
         avgdl = float(n_tokens) / float(self._n_rows)
         d = self._colsize.sum(axis=1).astype(np.float64)
         self._norm = K1 * ((1 - B) + B * d / avgdl)
+        self._saturated = None
+
+    def _factors(self, freq: F64, rows: I32) -> F64:
+        """BM25's term-frequency factor of weighted frequencies ``freq`` in ``rows``."""
+        out: F64 = (freq * (K1 + 1.0)) / (freq + self._norm[rows])
+        return out
+
+    def _saturation(self, weights: tuple[float, float, float]) -> F64 | None:
+        """Every posting's term-frequency factor under ``weights`` (kept for the last weights asked), or None
+        when there are more postings than :data:`_MAX_SATURATED`."""
+        if len(self._rows) > _MAX_SATURATED:
+            return None
+        if self._saturated is None or self._saturated[0] != weights:
+            freq = self._tf.astype(np.float64) @ np.asarray(weights, dtype=np.float64)
+            self._saturated = (weights, self._factors(freq, self._rows))
+        return self._saturated[1]
 
     # -- searching -----------------------------------------------------------------
     def _phrase(self, conn: sqlite3.Connection, term: str, tokens: tuple[str, ...]) -> tuple[I32, Counts]:
@@ -584,6 +609,32 @@ class LexicalIndex:
             out[term] = 0 if got is None else int(np.count_nonzero(got[1][:, column] > 0))
         return out
 
+    def _term_factors(
+        self,
+        conn: sqlite3.Connection,
+        term: str,
+        tokens: tuple[str, ...],
+        weights: tuple[float, float, float],
+        saturated: F64 | None,
+    ) -> tuple[I32, F64] | None:
+        """The live rows holding ``term`` and its BM25 term-frequency factor in each (see :meth:`_term_rows`);
+        read from ``saturated`` (every posting's factor, for ``weights``) for a one-token term."""
+        if saturated is not None and len(tokens) == 1:
+            tid = self._terms.get(tokens[0])
+            if tid is None:
+                return None
+            o0, o1 = int(self._offsets[tid]), int(self._offsets[tid + 1])
+            rows, factors = self._rows[o0:o1], saturated[o0:o1]
+            if self._n_dead and len(rows):
+                keep = self._alive[rows]
+                rows, factors = rows[keep], factors[keep]
+            return rows, factors
+        got = self._term_rows(conn, term, tokens)
+        if got is None:
+            return None
+        rows, tf = got
+        return rows, self._factors(tf.astype(np.float64) @ np.asarray(weights, dtype=np.float64), rows)
+
     def _term_rows(self, conn: sqlite3.Connection, term: str, tokens: tuple[str, ...]) -> tuple[I32, Counts] | None:
         """The live rows holding ``term`` (a phrase of ``tokens``) and their per-column counts; None if it
         has no tokens or none of its tokens is indexed."""
@@ -618,31 +669,28 @@ class LexicalIndex:
         if n <= 0 or self._n_rows == 0:
             return []
         rows_parts: list[I32] = []
-        tf_parts: list[Counts] = []
+        factor_parts: list[F64] = []
         idfs: list[float] = []
         n_rows = self._n_rows
+        saturated = self._saturation(weights)
         unique = list(dict.fromkeys(terms))
         for term, tokens in zip(unique, self._tokenizer.tokens(unique), strict=True):
-            got = self._term_rows(conn, term, tokens)
+            got = self._term_factors(conn, term, tokens, weights, saturated)
             if got is None or len(got[0]) == 0:
                 continue
-            rows, tf = got
+            rows, factors = got
             idf = math.log((n_rows - len(rows) + 0.5) / (len(rows) + 0.5))
             rows_parts.append(rows)
-            tf_parts.append(tf)
+            factor_parts.append(factors)
             idfs.append(idf if idf > 0.0 else 1e-6)
         if not rows_parts:
             return []
-        counts: npt.NDArray[np.integer[Any]]
         if len(rows_parts) == 1:
-            rows, counts = rows_parts[0], tf_parts[0]
+            rows, factors = rows_parts[0], factor_parts[0]
         else:
             rows = np.concatenate(rows_parts)
-            counts = np.concatenate(tf_parts)  # one dtype unless a phrase's counts were widened
-        # the column frequencies weighted and summed, in float64 (a matrix product of the counts)
-        freq = counts.astype(np.float64) @ np.asarray(weights, dtype=np.float64)
-        idf_each = np.repeat(np.asarray(idfs), [len(r) for r in rows_parts])
-        contrib = idf_each * ((freq * (K1 + 1.0)) / (freq + self._norm[rows]))
+            factors = np.concatenate(factor_parts)
+        contrib = np.repeat(np.asarray(idfs), [len(r) for r in rows_parts]) * factors
         size = len(self._chunk_ids)
         # bincount adds in input order: phrase by phrase, as FTS5 sums a row's score
         scores = np.bincount(rows, weights=contrib, minlength=size)
