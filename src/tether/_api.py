@@ -10,7 +10,7 @@ from tether.config import Settings, load_settings, resolve_path
 from tether.contracts import Answer, Hit, IngestSummary, SearchFilters, StoreStats, TraceEvent
 from tether.errors import IndexMissingError
 from tether.ingest import ingest_paths
-from tether.ingest._pipeline import Progress
+from tether.ingest._pipeline import BATCH_CHUNKS, Progress
 from tether.models import OnnxEmbedder, load_embedder
 from tether.retrieve import Mode, Retriever
 from tether.store import SQLiteStore
@@ -151,12 +151,12 @@ class Tether:
         *,
         tags: list[str] | None = None,
         progress: Progress | None = None,
-        batch_size: int = 128,
+        batch_size: int = BATCH_CHUNKS,
     ) -> IngestSummary:
         """Ingest files and folders incrementally (unchanged files are skipped by content hash).
 
-        ``batch_size`` chunks are embedded together before their documents are written, one
-        transaction per document.
+        ``batch_size`` chunks are embedded together, then their documents are written in one
+        transaction, each document all or nothing.
         """
         return ingest_paths(
             [Path(p) for p in paths],
