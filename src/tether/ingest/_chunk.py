@@ -7,7 +7,8 @@ import re
 from collections.abc import Iterator
 
 from tether.contracts import Block, BlockKind, Chunk, ParsedDocument
-from tether.text import estimate_tokens, split_sentences
+from tether.text import split_sentences
+from tether.text._tokens import SpanTokens
 
 _WORD_SPAN_RE = re.compile(r"\S+")
 _LINE_SPAN_RE = re.compile(r"[^\n]+")
@@ -56,6 +57,7 @@ class _Packer:
 
     def __init__(self, text: str, max_tokens: int, overlap_tokens: int) -> None:
         self.text = text
+        self._count = SpanTokens(text).count  # estimate_tokens(text[a:b]), without a pass over the span each time
         self.max_tokens = max_tokens
         self.overlap_tokens = overlap_tokens
         self.spans: list[tuple[int, int]] = []
@@ -74,10 +76,7 @@ class _Packer:
             self.flush(continued=False)
         if self._start < 0:
             self._top = top
-        span = self.text[block.start : block.end]
-        # every whitespace-separated piece counts at least one token: a block with more pieces than the
-        # budget is split whatever its estimate, so the estimate (a regex pass over it) is skipped
-        tokens = self.max_tokens + 1 if len(span.split()) > self.max_tokens else estimate_tokens(span)
+        tokens = self._count(block.start, block.end)
         if self._fits(block.start, tokens):
             self._add(block.start, block.end, tokens, heading)
         elif tokens <= self.max_tokens and (self._has_body or block.kind == "table"):
@@ -89,7 +88,7 @@ class _Packer:
 
     def _add_piece(self, start: int, end: int, level: int, heading: bool) -> None:
         """Add part of a split block; ``level`` 1 = sentence/row/line, 2 = word."""
-        tokens = estimate_tokens(self.text[start:end])
+        tokens = self._count(start, end)
         if self._fits(start, tokens):
             self._add(start, end, tokens, heading)
         elif level == 1 and (tokens > self.max_tokens or not self._has_body):
@@ -108,8 +107,7 @@ class _Packer:
         """Tokens of whatever lies between the current chunk's end and ``start``."""
         if self._end >= start:
             return 0
-        gap = self.text[self._end : start]
-        return 0 if gap.isspace() else estimate_tokens(gap)  # mostly a space or a newline: no tokens
+        return self._count(self._end, start)
 
     def _add(self, start: int, end: int, tokens: int, heading: bool) -> None:
         if self._start < 0:
@@ -123,7 +121,7 @@ class _Packer:
     def _overlap(self, start: int, tokens: int) -> None:
         """Start the new chunk (first piece at ``start``) back in the previous chunk's tail."""
         prev_start, prev_end = self.spans[-1]
-        gap = estimate_tokens(self.text[prev_end:start])
+        gap = self._count(prev_end, start)
         limit = min(self.overlap_tokens, self.max_tokens - tokens - gap)
         if limit <= 0:
             return
@@ -136,13 +134,13 @@ class _Packer:
         for sent_start, _ in reversed(sentences):
             if sent_start <= prev_start:
                 break
-            total += estimate_tokens(self.text[sent_start:best])
+            total += self._count(sent_start, best)
             if total > limit:
                 break
             best = sent_start
         if best < prev_end:
             self._start, self._end = best, prev_end
-            self._tokens = estimate_tokens(self.text[best:prev_end])
+            self._tokens = self._count(best, prev_end)
 
     def flush(self, continued: bool) -> None:
         """Close the current chunk; ``continued`` says whether the next one continues it."""

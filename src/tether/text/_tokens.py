@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
+
+import numpy as np
 
 # A word: a run of Unicode letters/digits, optionally joined by single inner "." "-" "'" or "’"
 # so that "3.5", "covid-19" and "don't" stay one token. Underscores separate words.
@@ -83,3 +86,79 @@ def estimate_tokens(text: str) -> int:
             extra += len(piece) - _LONG_WORD
     count += len(_PUNCT_RE.findall(text))
     return count + math.ceil(extra / _LONG_DIVISOR)
+
+
+_SPACE, _WORD, _PUNCT = 0, 1, 2
+_ASCII_KIND = np.array(
+    [_WORD if chr(c).isalnum() else _SPACE if chr(c).isspace() else _PUNCT for c in range(128)], dtype=np.uint8
+)
+_KINDS: dict[int, int] = {}  # non-ASCII code point -> its kind, as the regular expressions above see it
+_MAX_SPAN_TEXT = 4_000_000  # characters; a longer text is counted span by span (its arrays would be large)
+
+
+def _kind(code: int) -> int:
+    """A character's kind as ``re`` sees it: ``[^\\W_]`` is ``str.isalnum``, ``\\s`` is ``str.isspace``."""
+    kind = _KINDS.get(code)
+    if kind is None:
+        ch = chr(code)
+        kind = _KINDS[code] = _WORD if ch.isalnum() else _SPACE if ch.isspace() else _PUNCT
+    return kind
+
+
+class SpanTokens:
+    """:func:`estimate_tokens` of any span of one text, from a single pass over it.
+
+    ``SpanTokens(text).count(a, b) == estimate_tokens(text[a:b])`` for every ``0 <= a <= b <= len(text)``:
+    the alphanumeric runs and punctuation marks are found once (numpy over the code points), and a span's
+    count is read off prefix sums, the runs cut by its ends counted as the part inside it (as the regular
+    expressions see ``text[a:b]``). A chunker asks for a dozen overlapping spans of each document, and each
+    estimate was a regular-expression pass of its own.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._whole = len(text) <= _MAX_SPAN_TEXT
+        if not self._whole:
+            return
+        codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        kinds = np.empty(len(codes), dtype=np.uint8)
+        ascii_ = codes < 128
+        kinds[ascii_] = _ASCII_KIND[codes[ascii_]]
+        if not ascii_.all():
+            other = ~ascii_
+            uniq, inverse = np.unique(codes[other], return_inverse=True)
+            kinds[other] = np.array([_kind(int(c)) for c in uniq], dtype=np.uint8)[inverse]
+        word = np.zeros(len(codes) + 2, dtype=np.int8)
+        word[1:-1] = kinds == _WORD
+        edges = np.diff(word)
+        starts = np.flatnonzero(edges == 1)
+        ends = np.flatnonzero(edges == -1)
+        extra = np.maximum(ends - starts - _LONG_WORD, 0)
+        self._starts: list[int] = starts.tolist()
+        self._ends: list[int] = ends.tolist()
+        self._extra: list[int] = extra.tolist()
+        cum_extra = np.zeros(len(extra) + 1, dtype=np.int64)
+        np.cumsum(extra, out=cum_extra[1:])
+        self._cum_extra: list[int] = cum_extra.tolist()
+        cum_punct = np.zeros(len(codes) + 1, dtype=np.int32)
+        np.cumsum(kinds == _PUNCT, out=cum_punct[1:])
+        self._cum_punct = cum_punct
+
+    def count(self, a: int, b: int) -> int:
+        """``estimate_tokens(text[a:b])``."""
+        if not self._whole:
+            return estimate_tokens(self.text[a:b])
+        if b <= a:
+            return 0
+        punct = int(self._cum_punct[b]) - int(self._cum_punct[a])
+        i = bisect.bisect_right(self._ends, a)  # the first run ending after a
+        j = bisect.bisect_left(self._starts, b) - 1  # the last run starting before b
+        if j < i:
+            return punct
+        starts, ends, extra = self._starts, self._ends, self._extra
+        total = self._cum_extra[j + 1] - self._cum_extra[i]
+        if starts[i] < a or ends[i] > b:  # the first run is cut: only its part inside counts
+            total += max(min(ends[i], b) - max(starts[i], a) - _LONG_WORD, 0) - extra[i]
+        if j != i and ends[j] > b:
+            total += max(b - starts[j] - _LONG_WORD, 0) - extra[j]
+        return (j - i + 1) + punct + -(-total // _LONG_DIVISOR)
