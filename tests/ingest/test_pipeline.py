@@ -349,6 +349,44 @@ def test_near_duplicate_chunks_across_files_are_removed_and_counted(tmp_path: Pa
     assert b_meta is not None and (b_meta.n_duplicates, b_meta.n_chunks) == (1, 1)
 
 
+def test_near_duplicates_are_found_across_batches_and_among_another_writers_documents(
+    tmp_path: Path, store: SQLiteStore, embedder: OnnxEmbedder
+) -> None:
+    """A fresh index's ingest keeps the keys it wrote instead of asking the store; a document another
+    connection writes meanwhile is still found, since the ingest then asks the store again. (Copies, so that
+    LSH finds them for certain: what counts as near is the business of the other tests.)"""
+    from tether.ingest import Ingestor
+
+    settings = IngestSettings(chunk=ChunkSettings(max_tokens=64, overlap_tokens=0))
+    manual = (
+        "Hold the power button for ten seconds to reset the router to its factory settings. The lights blink "
+        "twice, the router restarts, and the wireless network comes back under the name printed on its label, "
+        "with the password printed below it. Settings you changed before the reset are gone."
+    )
+    recipe = (
+        "Fold the egg whites gently into the batter with a large metal spoon, then pour it into the lined tin "
+        "and bake the sponge for forty minutes at 170 C, until a skewer pushed into the middle comes out clean. "
+        "Let it cool in the tin for ten minutes before turning it out onto a rack."
+    )
+    ing = Ingestor(store, embedder, settings, batch_size=1)  # every document written in a batch of its own
+    ing.add_record("a", "Router", manual)
+    ing.add_record("b", "Router again", manual)
+    ing.flush()
+    assert ing.summary.duplicates_removed == 1  # found among the written documents
+    assert ing._written_keys  # without asking the store
+    other = SQLiteStore.open(store.path)
+    writer = Ingestor(other, embedder, settings)
+    writer.add_record("c", "Sponge", recipe)
+    writer.flush()
+    other.close()
+    ing.add_record("d", "Sponge again", recipe)
+    ing.add_record("e", "Router once more", manual)
+    ing.flush()
+    assert ing.summary.duplicates_removed == 3
+    assert ing._written_keys is None
+    assert found(store, "sponge") == {"c"} and found(store, "router") == {"a"}
+
+
 def test_an_index_keeps_the_minhash_scheme_of_its_stored_signatures(
     tmp_path: Path, store: SQLiteStore, ingest, embedder: OnnxEmbedder
 ) -> None:

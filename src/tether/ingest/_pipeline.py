@@ -56,6 +56,9 @@ Fewer, larger commits cost less: SciFact's index writes took 1.27 s at 512 again
 FTS5, with fewer segments to merge, makes the lexical index faster (0.47 against 0.62 s); at 2,048 the
 workers wait while a batch is written."""
 
+_MAX_WRITTEN_KEYS = 1_000_000
+"""LSH keys an ingest keeps in memory (about 80 MB) before it asks the store which keys are stored."""
+
 _Ref = int | tuple[str, int]
 """A kept chunk: its stored id, or (path, ord) while its document is still queued."""
 
@@ -118,6 +121,10 @@ class Ingestor:
         self.workers = default_workers() if settings.workers == "auto" else settings.workers
         self._pending: list[_Pending] = []
         self._pending_bands: dict[bytes, list[tuple[npt.NDArray[np.uint64], str, int]]] = {}
+        # the LSH keys this ingest has written, while it is the only writer of an index that was empty when it
+        # began: then no other stored chunk has a key, and asking the store which keys it holds is not needed
+        self._written_keys: set[bytes] | None = set() if store.chunk_count() == 0 else None
+        self._written_generation = store.generation
         self.summary = IngestSummary()
 
     # -- one file --------------------------------------------------------------
@@ -275,7 +282,7 @@ class Ingestor:
         dups: list[_Ref] = []
         d = self.settings.dedupe
         all_keys = prepared.band_keys
-        stored = self.store.stored_band_keys([k for keys in all_keys for k in keys], key) if d.enabled else set()
+        stored = self._stored_keys([k for keys in all_keys for k in keys], key) if d.enabled else set()
         for ch, sig, keys in zip(chunks, prepared.signatures, all_keys, strict=True):
             ref = self._duplicate_of(sig, keys, key, stored) if d.enabled else None
             if ref is not None:
@@ -306,6 +313,15 @@ class Ingestor:
         if sum(len(p.chunks) for p in self._pending) >= self.batch_size:
             self.flush()
 
+    def _stored_keys(self, keys: list[bytes], path: str) -> set[bytes]:
+        """Those of ``keys`` that stored chunks may have (a superset: :meth:`SQLiteStore.near_duplicates` checks
+        each candidate). The keys this ingest wrote, while nothing else has written to the index since it began
+        empty (its generation is the one this ingest's last batch left); otherwise the store is asked."""
+        if self._written_keys is not None and self.store.generation == self._written_generation:
+            return self._written_keys.intersection(keys)
+        self._written_keys = None
+        return self.store.stored_band_keys(keys, path)
+
     def _skip_job(self, job: Job, reason: str) -> None:
         """Record a skipped document under the name its caller gave it (a file's path, a record's key)."""
         self._skip(job.source if job.title is None else Path(job.key), reason)
@@ -324,11 +340,34 @@ class Ingestor:
         self.summary.embed_seconds += t1 - t0
         self.store.check_embedding(self.embedder.model_id, self.embedder.dim)
         written: dict[tuple[str, int], int] = {}
-        with self.store.batch():
-            self._write_pending(vectors, written)
+        before = self.store.generation
+        try:
+            with self.store.batch():
+                self._write_pending(vectors, written)
+        except BaseException:
+            self._written_keys = None  # part of the batch may be stored: the store is asked from now on
+            raise
+        self._remember_keys(before)
         self.summary.index_seconds += time.perf_counter() - t1
         self._pending.clear()
         self._pending_bands.clear()
+
+    def _remember_keys(self, before: int) -> None:
+        """Add the written batch's keys to those this ingest wrote, if its commit is the only one since
+        ``before`` (the generation before it) and the set stays under :data:`_MAX_WRITTEN_KEYS`."""
+        known = self._written_keys
+        if known is None:
+            return
+        after = self.store.generation
+        if before != self._written_generation or after - before > 1:
+            self._written_keys = None  # another writer came in between
+            return
+        for p in self._pending:
+            for keys in p.bands:
+                known.update(keys)
+        self._written_generation = after
+        if len(known) > _MAX_WRITTEN_KEYS:
+            self._written_keys = None
 
     def _write_pending(self, vectors: npt.NDArray[np.float32], written: dict[tuple[str, int], int]) -> None:
         i = 0
