@@ -19,7 +19,6 @@ from tether.store._lexical import LexicalIndex
 from tether.store._protocol import ChunkRow, NewDocument, ScoredId
 
 SCHEMA_VERSION = 2
-_CACHE_KIB = 32 * 1024
 FTS_TOKENIZE = "porter unicode61 remove_diacritics 2"
 
 _SCHEMA = f"""
@@ -136,8 +135,6 @@ class SQLiteStore:
             conn = sqlite3.connect(str(p), timeout=30.0, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            # 32 MB of page cache (SQLite's default is 2 MB): a search reads its hits' rows from all over the file
-            conn.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.executescript(_SCHEMA)
         except sqlite3.DatabaseError as e:
