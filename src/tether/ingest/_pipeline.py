@@ -52,8 +52,8 @@ def discover(paths: Iterable[Path]) -> Iterator[tuple[Path, str | None]]:
 
 BATCH_CHUNKS = 512
 """Chunks embedded together and then written in one transaction (each document still all or nothing).
-Fewer, larger commits cost less: SciFact's index writes took 1.27 s at 512 against 1.61 s at 128, and
-FTS5, with fewer segments to merge, makes the lexical index faster (0.47 against 0.62 s); at 2,048 the
+Fewer, larger commits cost less: SciFact's index writes took 1.27-1.64 s at 512 against 1.44-1.85 s at
+128, and the lexical index, with fewer FTS5 segments to read, 0.47-0.62 against 0.62-0.75 s; at 2,048 the
 workers wait while a batch is written."""
 
 _MAX_WRITTEN_KEYS = 1_000_000
