@@ -93,7 +93,7 @@ _ASCII_KIND = np.array(
     [_WORD if chr(c).isalnum() else _SPACE if chr(c).isspace() else _PUNCT for c in range(128)], dtype=np.uint8
 )
 _KINDS: dict[int, int] = {}  # non-ASCII code point -> its kind, as the regular expressions above see it
-_MAX_SPAN_TEXT = 4_000_000  # characters; a longer text is counted span by span (its arrays would be large)
+_MAX_SPAN_TEXT = 1_000_000  # characters; a longer text is counted span by span (its arrays take ~40 bytes a character)
 
 
 def _kind(code: int) -> int:
