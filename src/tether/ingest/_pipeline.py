@@ -85,7 +85,7 @@ def minhash_scheme(store: SQLiteStore) -> Scheme:
     and the default for an empty one. The answer is recorded, so it stays the same."""
     got = store.setting("minhash_scheme")
     if got is None:
-        got = LEGACY_SCHEME if store.chunk_count() > 0 else DEFAULT_SCHEME
+        got = LEGACY_SCHEME if store.has_chunks() else DEFAULT_SCHEME
         store.record_setting("minhash_scheme", got)
         got = store.setting("minhash_scheme") or got  # another writer may have recorded it first
     if got not in ("words64", "datasketch"):
@@ -123,7 +123,7 @@ class Ingestor:
         self._pending_bands: dict[bytes, list[tuple[npt.NDArray[np.uint64], str, int]]] = {}
         # the LSH keys this ingest has written, while it is the only writer of an index that was empty when it
         # began: then no other stored chunk has a key, and asking the store which keys it holds is not needed
-        self._written_keys: set[bytes] | None = set() if store.chunk_count() == 0 else None
+        self._written_keys: set[bytes] | None = None if store.has_chunks() else set()
         self._written_generation = store.generation
         self.summary = IngestSummary()
 

@@ -620,15 +620,8 @@ class LexicalIndex:
         """The live rows holding ``term`` and its BM25 term-frequency factor in each (see :meth:`_term_rows`);
         read from ``saturated`` (every posting's factor, for ``weights``) for a one-token term."""
         if saturated is not None and len(tokens) == 1:
-            tid = self._terms.get(tokens[0])
-            if tid is None:
-                return None
-            o0, o1 = int(self._offsets[tid]), int(self._offsets[tid + 1])
-            rows, factors = self._rows[o0:o1], saturated[o0:o1]
-            if self._n_dead and len(rows):
-                keep = self._alive[rows]
-                rows, factors = rows[keep], factors[keep]
-            return rows, factors
+            span = self._postings_of(tokens[0])
+            return None if span is None else self._live(self._rows[span], saturated[span])
         got = self._term_rows(conn, term, tokens)
         if got is None:
             return None
@@ -639,19 +632,23 @@ class LexicalIndex:
         """The live rows holding ``term`` (a phrase of ``tokens``) and their per-column counts; None if it
         has no tokens or none of its tokens is indexed."""
         if len(tokens) == 1:
-            tid = self._terms.get(tokens[0])
-            if tid is None:
-                return None
-            o0, o1 = int(self._offsets[tid]), int(self._offsets[tid + 1])
-            rows, tf = self._rows[o0:o1], self._tf[o0:o1]
-        elif tokens:
-            rows, tf = self._phrase(conn, term, tokens)
-        else:
-            return None
+            span = self._postings_of(tokens[0])
+            return None if span is None else self._live(self._rows[span], self._tf[span])
+        if tokens:
+            return self._live(*self._phrase(conn, term, tokens))
+        return None
+
+    def _postings_of(self, token: str) -> slice | None:
+        """Where ``token``'s postings lie in the CSR arrays; None if it is not indexed."""
+        tid = self._terms.get(token)
+        return None if tid is None else slice(int(self._offsets[tid]), int(self._offsets[tid + 1]))
+
+    def _live(self, rows: I32, values: npt.NDArray[Any]) -> tuple[I32, npt.NDArray[Any]]:
+        """``rows`` and their ``values`` without the rows of removed chunks."""
         if self._n_dead and len(rows):
             keep = self._alive[rows]
-            rows, tf = rows[keep], tf[keep]
-        return rows, tf
+            return rows[keep], values[keep]
+        return rows, values
 
     def search(
         self,

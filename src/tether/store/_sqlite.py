@@ -562,6 +562,10 @@ class SQLiteStore:
             self._count = (gen, int(self._conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]))
         return self._count[1]
 
+    def has_chunks(self) -> bool:
+        """Whether any chunk is stored (one row read, where :meth:`chunk_count` reads a whole index)."""
+        return bool(self._conn.execute("SELECT EXISTS (SELECT 1 FROM chunks)").fetchone()[0])
+
     def term_document_counts(self, terms: list[str]) -> dict[str, int]:
         """How many chunks contain each term in their text (FTS5's tokens: stemmed), for IDF weights.
 
