@@ -8,7 +8,7 @@ Example:
 
 from tether._api import Tether
 from tether.contracts import Answer, Citation, Hit, IngestSummary, SearchFilters, StoreStats
-from tether.errors import ConfigError, IndexMissingError, IngestError, ModelError, TetherError
+from tether.errors import ConfigError, IndexMissingError, IngestError, ModelError, RequestError, TetherError
 
 __version__ = "0.1.0"
 
@@ -21,6 +21,7 @@ __all__ = [
     "IngestError",
     "IngestSummary",
     "ModelError",
+    "RequestError",
     "SearchFilters",
     "StoreStats",
     "Tether",

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from tether.answer import ExtractiveAnswerer, load_support_model
 from tether.config import Settings, load_settings, resolve_path
 from tether.contracts import Answer, Hit, IngestSummary, SearchFilters, StoreStats, TraceEvent
-from tether.errors import IndexMissingError
+from tether.errors import IndexMissingError, RequestError
 from tether.ingest import ingest_paths
 from tether.ingest._pipeline import BATCH_CHUNKS, Progress
 from tether.models import OnnxEmbedder, load_embedder
@@ -171,7 +171,14 @@ class Tether:
     def search(
         self, query: str, k: int | None = None, *, mode: Mode = "hybrid", filters: SearchFilters | None = None
     ) -> list[Hit]:
-        """The top-k chunks for ``query`` (hybrid hits are reranked when ``rerank.enabled``)."""
+        """The top-k chunks for ``query`` (hybrid hits are reranked when ``rerank.enabled``).
+
+        Raises:
+            RequestError: ``query`` is empty or blank, or ``k`` is below 1.
+        """
+        _check_text("query", query)
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+            raise RequestError(f"k must be a whole number of hits, 1 or more, not {k!r}")
         return self._retrieve(query, k, mode=mode, filters=filters)[0]
 
     def _policy(self) -> Any:
@@ -194,7 +201,11 @@ class Tether:
 
         With ``policy.path`` set, the policy decides first; a deny or require_approval withholds the answer
         and names the rule.
+
+        Raises:
+            RequestError: ``question`` is empty or blank.
         """
+        _check_text("question", question)
         t0 = time.perf_counter()
         policy = self._policy()
         if policy is not None:
@@ -279,3 +290,11 @@ class Tether:
 
     def stats(self) -> StoreStats:
         return self.store().stats()
+
+
+def _check_text(name: str, value: object) -> None:
+    """A question or query must be a string with something to look for."""
+    if not isinstance(value, str):
+        raise RequestError(f"the {name} must be text, not {type(value).__name__}")
+    if not value.strip():
+        raise RequestError(f"the {name} is empty: say what to look for")

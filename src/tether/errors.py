@@ -10,6 +10,10 @@ class TetherError(Exception):
     """Base class of all user-facing errors."""
 
 
+class RequestError(TetherError):
+    """A request is malformed: an empty question or query, a number of hits below 1 (the message says which)."""
+
+
 class ConfigError(TetherError):
     """tether.yaml is missing, unreadable or invalid (the message names the key)."""
 

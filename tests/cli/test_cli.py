@@ -203,3 +203,77 @@ def test_stats_json_counts_documents_and_chunks(workspace: Workspace) -> None:
     stats = StoreStats.model_validate(json.loads(result.out))
     assert stats.documents == 4
     assert stats.chunks >= 4
+
+
+# -- run without a terminal: plain one-line output, input checked (issue 14, items 6-10) ----------------
+
+
+def test_help_shows_plain_type_words_and_whole_sentences(helps: dict[str, Result]) -> None:
+    for name, result in helps.items():
+        assert result.code == 0, result.err
+        for raw in ("<bool>", "<list[", "<str>", "<int>", "<path>", "{paths}", "{query}", "{question}"):
+            assert raw not in result.out, (name, raw)
+    # a docstring paragraph is re-wrapped to the width, not broken where the source line ended
+    assert "deleted files removed. Files that cannot be read" in helps["ingest"].out
+    assert "PATHS..." in helps["ingest"].out and "-k, --k INTEGER" in helps["search"].out
+
+
+def test_a_long_error_stays_one_line_when_piped(tmp_path: Path) -> None:
+    deep = tmp_path / ("a-rather-long-folder-name-" * 4) / "tether.yaml"
+    line = assert_clean_error(tether(["stats", "--config", str(deep)], tmp_path))  # COLUMNS is 200 here
+    assert str(deep) in line
+    narrow = {**ENV, "COLUMNS": "40"}
+    proc = subprocess.run(
+        [*TETHER, "stats", "--config", str(deep)], cwd=tmp_path, env=narrow, capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["search", "-k", "0", "break"], ["search", "-k", "-3", "break"]],
+    ids=["k=0", "k=-3"],
+)
+def test_search_with_k_below_1_is_a_usage_error(workspace: Workspace, args: list[str]) -> None:
+    result = tether(args, workspace.root)
+    assert result.code == 2 and "Traceback" not in result.err
+    assert "--k" in result.err and result.out == ""
+
+
+@pytest.mark.parametrize("args", [["ask", ""], ["ask", "   "], ["search", ""], ["search", " \t"]])
+def test_an_empty_question_or_query_is_an_error_not_an_answer(workspace: Workspace, args: list[str]) -> None:
+    line = assert_clean_error(tether(args, workspace.root))
+    assert "empty" in line
+
+
+def test_an_unknown_config_version_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "tether.yaml").write_text("version: 2\n", encoding="utf-8")
+    result = tether(["stats"], tmp_path)
+    assert result.code == 2 and "Traceback" not in result.err
+    assert "version" in result.err and "version 1" in result.err
+
+
+def test_an_abstention_shows_its_closest_quote(workspace: Workspace) -> None:
+    result = tether(["ask", "What is the boiling point of mercury on Mars?"], workspace.root)
+    assert result.code == 0, result.err
+    data = json.loads(tether(["ask", "What is the boiling point of mercury on Mars?", "--json"], workspace.root).out)
+    answer = Answer.model_validate(data)
+    assert answer.abstained and answer.nearest is not None
+    shown = " ".join(result.out.split())
+    assert "closest passage, not an answer" in shown
+    assert " ".join(answer.nearest.quote.split())[:60] in shown
+
+
+def test_search_shows_the_score_its_order_comes_from(workspace: Workspace) -> None:
+    hits = TypeAdapter(list[Hit]).validate_python(
+        json.loads(tether(["search", "loop statement", "--json", "-k", "5"], workspace.root).out)
+    )
+    assert len(hits) >= 2 and all(h.rerank_score is not None for h in hits)  # reranking is on by default
+    rerank = [h.rerank_score for h in hits]
+    assert rerank == sorted(rerank, reverse=True)
+    table = tether(["search", "loop statement", "-k", "5"], workspace.root)
+    assert table.code == 0, table.err
+    assert "rerank" in table.out
+    cells = [line.split("│") for line in table.out.splitlines() if line.count("│") >= 4]
+    shown = [float(c[2]) for c in cells if c[2].strip() and c[1].strip()]  # a row's first line has its number
+    assert shown == [round(float(r or 0), 3) for r in rerank]

@@ -13,6 +13,11 @@ from tether.errors import TetherError
 
 __all__ = ["app", "main"]
 
+_ORDER = ["init", "ingest", "search", "ask", "stats", "demo"]  # as a newcomer meets them in --help
+app.registered_commands.sort(
+    key=lambda c: _ORDER.index(n) if (n := c.name or getattr(c.callback, "__name__", "")) in _ORDER else len(_ORDER)
+)
+
 
 def main() -> None:
     """Entry point: user errors print one clear line and exit 2, never a traceback."""

@@ -14,8 +14,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from typer.core import TyperGroup
 
+from tether.cli import _help
 from tether.config import DEFAULT_CONFIG_NAME
 from tether.contracts import SearchFilters
+
+_help.install()
 
 app = typer.Typer(
     name="tether",
@@ -24,6 +27,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 
 
@@ -38,8 +42,8 @@ class _DefaultToRun(TyperGroup):
 
 eval_app = typer.Typer(
     cls=_DefaultToRun,
-    help="Evaluate: `tether eval PATH` runs YAML cases (table, --json, HTML report, regression gate); "
-    "`compare`, `runs`, `show`, `retrieval` (BEIR).",
+    help="Evaluate: YAML cases, reports, a regression gate, BEIR figures.\n\n`tether eval PATH` runs YAML cases "
+    "(table, --json, HTML report, regression gate); `compare`, `runs`, `retrieval` (BEIR), `from-feedback`.",
     no_args_is_help=True,
 )
 app.add_typer(eval_app, name="eval")
@@ -48,8 +52,9 @@ app.add_typer(tools_app, name="tools")
 audit_app = typer.Typer(help="The tamper-evident audit log: verify it, show it.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 
-out = Console()
-err = Console(stderr=True)
+# Not on a terminal (piped, captured, CI) lines are not wrapped at 80 columns: one message stays one line.
+out = Console(soft_wrap=not sys.stdout.isatty())
+err = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
 
 ConfigOpt = Annotated[
     Path | None,

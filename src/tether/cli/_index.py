@@ -73,7 +73,9 @@ def ingest(
 
 @app.command()
 def stats(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
-    """Show what the index holds: documents, chunks, duplicates removed, size, embedding model."""
+    """Show what the index holds: documents, chunks, size, model.
+
+    Also near-duplicates removed, the embedding model and the last ingest; --json has every field."""
     with Tether.open(config) as t:
         s = t.stats()
     if as_json:
@@ -94,7 +96,7 @@ def demo(
     ),
     as_json: JsonOpt = False,
 ) -> None:
-    """The quickstart: ingest Python's reference manual, ask, and show an abstention.
+    """The quickstart: ingest Python's manual, ask, see an abstention.
 
     The corpus is pydoc_data.topics, which ships with CPython. Tether answers a few questions with
     cited spans and declines one that the manual cannot answer."""

@@ -144,7 +144,7 @@ def _format_validation(path: Path, err: ValidationError) -> str:
     lines = [f"{path} is invalid:"]
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"]
+        msg = str(e["msg"]).removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; `tether init --print` shows every key)"
         lines.append(f"  {key}: {msg}")

@@ -7,6 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
+CONFIG_VERSION = 1
+"""The tether.yaml format this Tether reads; any other ``version:`` is an error, not silently accepted."""
+
 
 def resolve_path(path: str | Path, root: Path) -> Path:
     """A path from tether.yaml: ``~`` expanded, relative paths taken from ``root`` (the config's folder)."""
@@ -216,7 +219,7 @@ class PolicySettings(_Strict):
 class Settings(_Strict):
     """All of tether.yaml. Unknown keys are errors, so a typo never silently does nothing."""
 
-    version: int = 1
+    version: int = Field(1, description="the config format; this Tether reads version 1")
     index: IndexSettings = IndexSettings()
     ingest: IngestSettings = IngestSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()
@@ -230,6 +233,16 @@ class Settings(_Strict):
     policy: PolicySettings = PolicySettings()
 
     _root: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @field_validator("version")
+    @classmethod
+    def _known_version(cls, v: int) -> int:
+        if v != CONFIG_VERSION:
+            raise ValueError(
+                f"version {v} is not a config format this Tether reads (it reads version {CONFIG_VERSION}); "
+                "`tether init --print` shows the current format"
+            )
+        return v
 
     @property
     def root(self) -> Path:
