@@ -17,6 +17,7 @@ from tether.judge._idf import StoreIdf
 from tether.models import Embedder
 from tether.store import SQLiteStore
 from tether.text import split_sentences, words
+from tether.text._tables import RowContext, cells, is_table_line, row_context, table_start
 
 _RULE_LINE = re.compile(r"^\s*([*=\-~^#+`'\"._|:]\s*){3,}$")
 
@@ -81,6 +82,48 @@ class _VectorCache:
         return np.stack(got) if got else np.zeros((0, self.embedder.dim), np.float32)
 
 
+class _TableHeaders:
+    """Where a chunk starts inside a table, the header is in the document before it: the header of the table
+    holding a chunk's start is read from the document once and remembered by chunk id (ids are never reused)."""
+
+    def __init__(self, store: SQLiteStore, size: int = 16_384) -> None:
+        self.store = store
+        self.size = size
+        self._headers: OrderedDict[int, list[str] | None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def context(self, hit: Hit, pos: int) -> RowContext | None:
+        """The table row at ``pos`` of ``hit.text`` with its header."""
+        local = row_context(hit.text, pos)
+        if local is None or hit.start == 0 or table_start(hit.text, pos) > 0:
+            return local  # not a row, or its whole table block is inside the chunk
+        header = self._header_before(hit)
+        if header is None:
+            return local
+        return RowContext(header=header, row=local.row, is_header=False, is_separator=local.is_separator)
+
+    def _header_before(self, hit: Hit) -> list[str] | None:
+        with self._lock:
+            if hit.chunk_id in self._headers:
+                self._headers.move_to_end(hit.chunk_id)
+                return self._headers[hit.chunk_id]
+        header: list[str] | None = None
+        try:
+            doc = self.store.document_text(hit.doc_id)
+        except KeyError:  # deleted since it was retrieved
+            doc = ""
+        if doc[hit.start : hit.end] == hit.text:  # else replaced since it was retrieved: the chunk alone
+            first = table_start(doc, hit.start)
+            if first < hit.start:
+                end = doc.find("\n", first)
+                header = cells(doc[first : end if end >= 0 else len(doc)])
+        with self._lock:
+            self._headers[hit.chunk_id] = header
+            while len(self._headers) > self.size:
+                self._headers.popitem(last=False)
+        return header
+
+
 class ExtractiveAnswerer:
     """The offline answerer: quote the sentences that answer, or say "not in the documents".
 
@@ -95,6 +138,7 @@ class ExtractiveAnswerer:
         self.model = model
         self._vectors = _VectorCache(embedder)
         self._idf = StoreIdf(store)
+        self._tables = _TableHeaders(store)
 
     @property
     def threshold(self) -> float:
@@ -102,25 +146,36 @@ class ExtractiveAnswerer:
         return self.model.threshold if t is None else t
 
     def candidates(self, question: str, hits: list[Hit], question_vector: npt.NDArray[np.float32]) -> list[Candidate]:
-        """Every sentence of ``hits`` with its features and support probability, best first."""
+        """Every sentence of ``hits`` with its features and support probability, best first.
+
+        A table row is read with its header (``Column: value; ...``) and scored as such; its citation quotes
+        the row's own span. Header and separator rows are not candidates.
+        """
         idf, max_idf = self._idf.idf(words(question))
         q = question_terms(question, idf, max_idf)
-        spans: list[tuple[int, Hit, int, int]] = []
+        spans: list[tuple[int, Hit, int, int, str]] = []
         for rank, hit in enumerate(hits):
             for s, e in split_sentences(hit.text):
-                if is_answer_like(hit.text[s:e]):
-                    spans.append((rank, hit, s, e))
+                text = hit.text[s:e]
+                if not is_answer_like(text):
+                    continue
+                if is_table_line(text):
+                    ctx = self._tables.context(hit, s)
+                    if ctx is None or ctx.is_header or ctx.is_separator:
+                        continue
+                    text = ctx.reading() or text
+                spans.append((rank, hit, s, e, text))
         if not spans:
             return []
-        sent_vecs = self._vectors.get([h.text[s:e] for _, h, s, e in spans])
+        sent_vecs = self._vectors.get([text for *_, text in spans])
         passage_vecs = self._vectors.get([h.text for h in hits])
         cos_s = sent_vecs @ question_vector
         cos_p = passage_vecs @ question_vector
         out = []
-        for i, (rank, hit, s, e) in enumerate(spans):
-            text = hit.text[s:e]
+        for i, (rank, hit, s, e, text) in enumerate(spans):
             x = features(q, text, hit.text, float(cos_s[i]), float(cos_p[rank]), rank)
-            out.append(Candidate(hit, hit.start + s, hit.start + e, text, x, self.model.sentence.probability(x)))
+            quote = hit.text[s:e]
+            out.append(Candidate(hit, hit.start + s, hit.start + e, quote, x, self.model.sentence.probability(x)))
         out.sort(key=lambda c: -c.probability)
         return out
 

@@ -21,7 +21,7 @@ index:
   path: .tether/index.db        # one SQLite file: documents, chunks, FTS5 (BM25) and vectors
 
 ingest:
-  extensions: [.md, .markdown, .txt, .rst, .html, .htm, .pdf]
+  extensions: [.md, .markdown, .txt, .rst, .html, .htm, .pdf, .csv, .tsv]
   max_file_mb: 50               # larger files are skipped with a reason
   workers: auto                 # processes that parse/chunk/hash beside the writer (auto: cores - 1; 0: none)
   chunk:

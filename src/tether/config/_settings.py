@@ -37,7 +37,9 @@ class DedupeSettings(_Strict):
 
 
 class IngestSettings(_Strict):
-    extensions: list[str] = Field(default_factory=lambda: [".md", ".markdown", ".txt", ".rst", ".html", ".htm", ".pdf"])
+    extensions: list[str] = Field(
+        default_factory=lambda: [".md", ".markdown", ".txt", ".rst", ".html", ".htm", ".pdf", ".csv", ".tsv"]
+    )
     max_file_mb: float = Field(50.0, gt=0, description="larger files are skipped with a reason")
 
     @field_validator("extensions")

@@ -7,6 +7,7 @@ from pathlib import Path
 from tether.contracts import ParsedDocument
 from tether.errors import IngestError
 from tether.ingest.parsers._common import decode_text
+from tether.ingest.parsers._csv import parse_csv
 from tether.ingest.parsers._html import parse_html
 from tether.ingest.parsers._markdown import parse_markdown
 from tether.ingest.parsers._pdf import parse_pdf
@@ -20,6 +21,9 @@ _TEXT_PARSERS = {
     ".txt": parse_text,
     ".text": parse_text,
     ".rst": parse_text,
+    ".csv": parse_csv,
+    ".tsv": parse_csv,
+    ".tab": parse_csv,
 }
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset({*_TEXT_PARSERS, ".pdf"})
 

@@ -148,16 +148,16 @@ class _Builder:
 
     def _table(self, node: LexborNode) -> None:
         """Emit a table as a Markdown pipe table (its caption as a paragraph before it)."""
-        rows: list[list[str]] = []
+        trs: list[LexborNode] = []
         for child in node.iter():
             if child.tag == "caption":
                 self._buffer.append(_inline_text(child))
                 self.flush()
             elif child.tag == "tr":
-                rows.append(_cells(child))
+                trs.append(child)
             elif child.tag in ("thead", "tbody", "tfoot"):
-                rows.extend(_cells(row) for row in child.iter() if row.tag == "tr")
-        rows = [row for row in rows if any(row)]
+                trs.extend(row for row in child.iter() if row.tag == "tr")
+        rows = [row for row in _grid(trs) if any(row)]
         if not rows:
             return
         width = max(len(row) for row in rows)
@@ -166,9 +166,48 @@ class _Builder:
         self.emit("\n".join(lines), "table", self._sections.path)
 
 
-def _cells(row: LexborNode) -> list[str]:
-    """The collapsed, pipe-escaped texts of a row's cells."""
-    return [_collapse(_inline_text(cell)).replace("|", "\\|") for cell in row.iter() if cell.tag in ("td", "th")]
+_MAX_SPAN = 100  # a colspan/rowspan beyond this is taken as this (a hostile page cannot blow up a table)
+
+
+def _span(cell: LexborNode, name: str) -> int:
+    try:
+        return max(1, min(_MAX_SPAN, int(str(cell.attributes.get(name) or "1").strip())))
+    except ValueError:
+        return 1
+
+
+def _grid(rows: list[LexborNode]) -> list[list[str]]:
+    """The rows' cell texts laid out on a grid: a cell with ``colspan`` fills its columns, one with ``rowspan``
+    repeats in the rows below, so every row of the rendered table reads whole with its header."""
+    grid: list[list[str]] = []
+    carried: dict[int, tuple[str, int]] = {}  # column -> (text, rows still to fill)
+    for tr in rows:
+        out: list[str] = []
+        for cell in tr.iter():
+            if cell.tag not in ("td", "th"):
+                continue
+            _fill_carried(out, carried)
+            text = _collapse(_inline_text(cell)).replace("|", "\\|")
+            down = _span(cell, "rowspan")
+            for _ in range(_span(cell, "colspan")):
+                if down > 1:
+                    carried[len(out)] = (text, down - 1)
+                out.append(text)
+        _fill_carried(out, carried)
+        grid.append(out)
+    return grid
+
+
+def _fill_carried(out: list[str], carried: dict[int, tuple[str, int]]) -> None:
+    """Append the cells that rowspans from rows above hold at the next columns of ``out``."""
+    while len(out) in carried:
+        col = len(out)
+        text, left = carried[col]
+        out.append(text)
+        if left <= 1:
+            del carried[col]
+        else:
+            carried[col] = (text, left - 1)
 
 
 def _row_line(cells: list[str]) -> str:
