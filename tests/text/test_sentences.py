@@ -65,3 +65,18 @@ def test_blank_lines_and_line_items() -> None:
 def test_empty_and_whitespace() -> None:
     assert split_sentences("") == []
     assert split_sentences(" \n\n\t ") == []
+
+
+def test_a_numbered_item_keeps_its_marker_and_is_one_sentence() -> None:
+    text = "Two steps:\n\n1. The sources are compiled.\n2. The objects are linked. Then it ends.\n(3) Third is here.\n"
+    got = [text[s:e] for s, e in split_sentences(text)]
+    assert got == [
+        "Two steps:",
+        "1. The sources are compiled.",
+        "2. The objects are linked.",
+        "Then it ends.",
+        "(3) Third is here.",
+    ]
+    # a number ending a sentence inside running text still ends it
+    running = "He scored 3. Then he left."
+    assert [running[s:e] for s, e in split_sentences(running)] == ["He scored 3.", "Then he left."]

@@ -4,7 +4,8 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -16,7 +17,7 @@ from tether.contracts import Answer, Citation, Hit, TraceEvent
 from tether.judge._idf import StoreIdf
 from tether.models import Embedder
 from tether.store import SQLiteStore
-from tether.text import split_sentences, words
+from tether.text import STOPWORDS, split_sentences, stem, words
 from tether.text._tables import RowContext, cells, is_table_line, row_context, table_start
 
 _RULE_LINE = re.compile(r"^\s*([*=\-~^#+`'\"._|:]\s*){3,}$")
@@ -30,6 +31,23 @@ def is_answer_like(text: str) -> bool:
     if any(_RULE_LINE.match(ln) for ln in lines):
         return False
     return not all(ln.lstrip().startswith("#") for ln in lines)
+
+
+_LIST_ITEM = re.compile(r"[ \t]*(?:[-*+•]|\d{1,3}[.)])[ \t]")
+_LIST_QUOTE_CHARS = 1500  # a list quoted after its lead-in stops at this many characters (whole items)
+
+
+def restates(text: str, question_stems: Iterable[str]) -> bool:
+    """True for a span that only restates a question: a question itself (a FAQ heading, a table-of-contents
+    line: it ends with "?"), or a title-like line (no closing full stop) with no content word the question does
+    not already have. A sentence may answer in the question's own words ('It is written as "..."'): kept."""
+    body = text.strip().rstrip("*_`\"'”’)").rstrip()
+    if body.endswith("?"):
+        return True
+    if body.endswith((".", "!", ":", ";")):
+        return False
+    own = {stem(w) for w in words(text) if w not in STOPWORDS}
+    return bool(own) and own <= set(question_stems)
 
 
 @dataclass
@@ -80,6 +98,25 @@ class _VectorCache:
             while len(self._d) > self.size:
                 self._d.popitem(last=False)
         return np.stack(got) if got else np.zeros((0, self.embedder.dim), np.float32)
+
+
+def with_list(c: Candidate) -> Candidate:
+    """A sentence that leads in to a list ("... in two steps:") is quoted with the list items after it in its
+    chunk (whole items, up to :data:`_LIST_QUOTE_CHARS`): the lead-in alone answers nothing."""
+    if not c.text.rstrip().endswith(":"):
+        return c
+    text = c.hit.text
+    lead_end = c.end - c.hit.start
+    end = lead_end
+    for s, e in split_sentences(text):
+        if s < end:
+            continue
+        if text[end:s].strip() or not _LIST_ITEM.match(text[s:e]) or e - lead_end > _LIST_QUOTE_CHARS:
+            break
+        end = e
+    if end == lead_end:
+        return c
+    return replace(c, end=c.hit.start + end, text=text[c.start - c.hit.start : end])
 
 
 class _TableHeaders:
@@ -157,7 +194,7 @@ class ExtractiveAnswerer:
         for rank, hit in enumerate(hits):
             for s, e in split_sentences(hit.text):
                 text = hit.text[s:e]
-                if not is_answer_like(text):
+                if not is_answer_like(text) or restates(text, q.stems):
                     continue
                 if is_table_line(text):
                     ctx = self._tables.context(hit, s)
@@ -230,14 +267,14 @@ class ExtractiveAnswerer:
                 config_hash=config_hash,
                 trace=trace,
             )
-        chosen = [cands[0]]
+        chosen = [with_list(cands[0])]
         for c in cands[1:]:
             if len(chosen) >= self.settings.max_sentences:
                 break
             if c.probability >= max(0.5, 0.8 * cands[0].probability) and all(
                 c.hit.doc_id != o.hit.doc_id or c.end <= o.start or c.start >= o.end for o in chosen
             ):
-                chosen.append(c)
+                chosen.append(with_list(c))
         citations = []
         parts = []
         for n, c in enumerate(chosen, 1):

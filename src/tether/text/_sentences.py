@@ -15,6 +15,7 @@ _LINE_RE = re.compile(r"[^\n]*\n|[^\n]+")
 _BOUNDARY_RE = re.compile(r"([.!?…]+)[\"'”’)\]]*(\s+)(?=[\"'“‘(\[]?[^\W\d_a-z]|[\"'“‘(\[]?\d)")
 _LAST_TOKEN_RE = re.compile(r"(\S+)$")
 _ACRONYM_RE = re.compile(r"(?:[^\W\d_]\.){2,}$")
+_ENUMERATOR_RE = re.compile(r"\(?\d{1,3}[.)]")
 _INITIAL_RE = re.compile(r"[(\"'“‘\[]?[^\W\d_a-z]\.$")
 
 _ABBREVIATIONS_TEXT = """
@@ -101,6 +102,8 @@ def _is_boundary(segment: str, sent_start: int, punct_pos: int, punct: str) -> b
     if token_match is None:
         return True
     token = token_match.group(1)
+    if _ENUMERATOR_RE.fullmatch(token) and not segment[sent_start : token_match.start(1)].strip():
+        return False  # "1. The sources are ..." : a numbered item's marker, not a sentence
     stripped = token.lstrip("(\"'“‘[").lower()
     if stripped in _ABBREVIATIONS:
         return False
