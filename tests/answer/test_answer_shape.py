@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -42,7 +41,12 @@ def _stems(q: str) -> set[str]:
 
 @pytest.mark.parametrize(
     "line",
-    ["1. How do I reset my password?", "How do I reset my password?", "**How do I reset my password?**", "Reset password"],
+    [
+        "1. How do I reset my password?",
+        "How do I reset my password?",
+        "**How do I reset my password?**",
+        "Reset password",
+    ],
 )
 def test_a_line_that_only_restates_the_question_is_recognised(line: str) -> None:
     assert restates(line, _stems("How do I reset my password?"))

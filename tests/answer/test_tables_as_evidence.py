@@ -58,7 +58,9 @@ def handbook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Tether,
     (docs / "catalogue.csv").write_text(CATALOGUE_CSV, encoding="utf-8")
     (docs / "leave.txt").write_text(LEAVE_TXT, encoding="utf-8")
     # a small chunk budget: the tables are cut between chunks, most rows far from their header
-    yaml = default_yaml().replace("max_tokens: 200", "max_tokens: 40").replace("overlap_tokens: 32", "overlap_tokens: 0")
+    yaml = (
+        default_yaml().replace("max_tokens: 200", "max_tokens: 40").replace("overlap_tokens: 32", "overlap_tokens: 0")
+    )
     (root / "tether.yaml").write_text(yaml, encoding="utf-8")
     t = Tether.open(root / "tether.yaml")
     summary = t.ingest([docs])
@@ -103,9 +105,7 @@ def test_a_header_row_is_never_the_answer(handbook: tuple[Tether, Path]) -> None
             assert not c.quote.startswith(("| Item code |", "| Item | Rate |", "|---")), c.quote
 
 
-@pytest.mark.parametrize(
-    "question", ["What is the hotel cap in Madrid?", "How much does a 55-inch television cost?"]
-)
+@pytest.mark.parametrize("question", ["What is the hotel cap in Madrid?", "How much does a 55-inch television cost?"])
 def test_a_row_the_table_does_not_have_is_not_in_the_documents(handbook: tuple[Tether, Path], question: str) -> None:
     t, _ = handbook
     a = t.ask(question)

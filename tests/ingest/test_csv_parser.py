@@ -11,7 +11,7 @@ from tether.ingest.parsers import SUPPORTED_SUFFIXES, parse_file
 from tether.text._tables import row_context
 
 CSV = (
-    'Item code,Device,Price EUR,Lead time\r\nLT-14,14-inch laptop,1150,5 days\r\n'
+    "Item code,Device,Price EUR,Lead time\r\nLT-14,14-inch laptop,1150,5 days\r\n"
     'DK-02,"USB-C dock, 4 ports\nwith | pipe",210,4 days\r\n\r\nMN-27,27-inch monitor,320\r\n'
 )
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from tether.text._tables import cells, is_separator, row_context, table_start
 
-TABLE = "Intro line.\n\n| Item | Rate |\n|---|:--:|\n| Private car | 0.32 EUR per km |\n| Pipe \\| cell | 1 |\n\nAfter.\n"
+TABLE = (
+    "Intro line.\n\n| Item | Rate |\n|---|:--:|\n| Private car | 0.32 EUR per km |\n| Pipe \\| cell | 1 |\n\nAfter.\n"
+)
 
 
 def test_cells_are_stripped_and_escaped_pipes_kept_inside_a_cell() -> None:
