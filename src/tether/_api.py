@@ -253,9 +253,9 @@ class Tether:
         return answer
 
     def _audit_answer(self, answer: Answer, kind: str = "answer") -> None:
-        from tether.guard import AuditLog
+        from tether.guard import open_audit_log
 
-        with AuditLog.open(resolve_path(self.settings.audit.path, self.settings.root)) as log:
+        with open_audit_log(self.settings) as log:  # with audit.key_file / checkpoint_path when configured
             log.append(
                 kind,
                 "tether",

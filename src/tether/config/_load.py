@@ -105,6 +105,10 @@ evals:
 audit:
   enabled: false                # true: every answer goes to the hash-chained audit log (`tether audit verify`)
   path: .tether/audit.db
+  key_file: null                # key that signs entries (`tether audit keygen FILE`); keep it apart from the log
+  key_env: TETHER_AUDIT_KEY     # or this environment variable holds the key (it wins); see docs/audit.md
+  checkpoint_path: null         # signed checkpoints of the head go here: another disk or host, append-only
+  checkpoint_every: 100         # a checkpoint every N entries (and after a writer's first append, and on close)
 
 policy:
   path: null                    # policy YAML (docs/tools.md), checked before every answer; null = none

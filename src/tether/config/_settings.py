@@ -210,6 +210,18 @@ class EvalSettings(_Strict):
 class AuditSettings(_Strict):
     enabled: bool = Field(False, description="append every answer to the hash-chained audit log")
     path: str = Field(".tether/audit.db", description="audit log file, relative to tether.yaml")
+    key_file: str | None = Field(
+        None,
+        description="file holding the key (32+ bytes) that signs entries and checkpoints (HMAC-SHA256), kept apart "
+        "from the log (other owner or a secret store); the variable key_env names wins; null = unsigned",
+    )
+    key_env: str = Field("TETHER_AUDIT_KEY", description="environment variable that may hold the key instead")
+    checkpoint_path: str | None = Field(
+        None,
+        description="JSON-lines file that signed checkpoints of the log's head are appended to (on another disk "
+        "or host); verify compares the log with it to catch a cut-off or rewritten tail; null = none",
+    )
+    checkpoint_every: int = Field(100, ge=1, le=1_000_000, description="write a checkpoint every N entries")
 
 
 class PolicySettings(_Strict):

@@ -1,4 +1,5 @@
-"""A tamper-evident, append-only audit log: one SQLite file whose entries form a SHA-256 hash chain.
+"""A tamper-evident, append-only audit log: one SQLite file whose entries form a SHA-256 hash chain, optionally
+signed with a key kept outside the log and checkpointed to a second place.
 
 Each entry stores ``seq`` (1, 2, 3, ... with no gaps), ``ts`` (UTC, ISO 8601), ``kind``, ``actor``,
 ``config_hash``, ``payload`` (canonical JSON), ``prev_hash`` and ``hash``, where ``hash`` is the SHA-256 of
@@ -6,8 +7,14 @@ the canonical JSON of every other field (``prev_hash`` included) and the first e
 zeros. Editing, deleting or reordering entries therefore breaks the chain, and :meth:`AuditLog.verify` names
 the first entry where it breaks and why.
 
-A chain alone cannot reveal that its tail was cut off. For that, store :meth:`AuditLog.head` somewhere else
-(an "anchor") and pass it back as ``verify(expect_head=...)``.
+A chain alone does not stop someone who can write the file from rewriting it and recomputing every hash, nor
+show that its tail was cut off. Two things do (see docs/audit.md for the threat model):
+
+- a **key** (:class:`AuditKey`, HMAC-SHA256): each entry also stores ``key_id`` and ``sig``, the key's
+  signature of its seq and hash; without the key a rewritten entry cannot be signed;
+- **checkpoints**: every ``checkpoint_every`` entries, after an instance's first append and on close, a signed
+  line "the log held N entries, the last one's hash was H" is appended to a checkpoint file kept elsewhere;
+  a log shorter than a checkpoint, or whose entry N differs from it, fails verification.
 
 Appends run in one ``BEGIN IMMEDIATE`` transaction that reads the last entry and inserts the next, so
 several processes writing the same file still build a single chain.
@@ -15,219 +22,122 @@ several processes writing the same file still build a single chain.
 
 from __future__ import annotations
 
-import hashlib
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NamedTuple, Self
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict
+from tether.guard._checkpoint import Checkpoint, append_checkpoint, check_checkpoints, make_checkpoint
+from tether.guard._entries import (
+    GENESIS_HASH,
+    AuditEntry,
+    AuditHead,
+    AuditReport,
+    canonical_json,
+    entry_from_row,
+    entry_hash,
+)
+from tether.guard._errors import AuditKeyError, AuditLogError
+from tether.guard._signing import AuditKey, entry_signed_fields, signed_from_fields
+from tether.guard._sqlite import (
+    COLUMNS,
+    FORMAT_VERSION,
+    V1_COLUMNS,
+    check_or_create,
+    connect_read_only,
+    upgrade,
+)
+from tether.guard._verify import verify_entries
 
-from tether.errors import TetherError
+__all__ = [
+    "GENESIS_HASH",
+    "AuditEntry",
+    "AuditHead",
+    "AuditLog",
+    "AuditLogError",
+    "AuditReport",
+    "canonical_json",
+    "entry_hash",
+    "verify_file",
+]
 
-GENESIS_HASH = "0" * 64
-"""The ``prev_hash`` of the first entry."""
+_log = logging.getLogger(__name__)
 
-FORMAT_NAME = "tether-audit-log"
-FORMAT_VERSION = 1
+DEFAULT_CHECKPOINT_EVERY = 100
 
 _PAGE = 1000
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS entries (
-    seq INTEGER PRIMARY KEY,
-    ts TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    config_hash TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries BEGIN
-    SELECT RAISE(ABORT, 'the audit log is append-only: entries cannot be changed');
-END;
-CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries BEGIN
-    SELECT RAISE(ABORT, 'the audit log is append-only: entries cannot be deleted');
-END;
-"""
-# The triggers only stop accidents (a stray UPDATE in a SQLite shell); anyone can drop them, which is why
-# the hash chain, not the triggers, is what makes tampering evident.
-
-_COLUMNS = "seq, ts, kind, actor, config_hash, payload, prev_hash, hash"
-
-
-class AuditLogError(TetherError):
-    """The audit log file is missing, is not an audit log, or cannot be written."""
-
-
-class AuditEntry(BaseModel):
-    """One entry of the audit log, exactly as stored.
-
-    Attributes:
-        seq: Position in the log, from 1, without gaps.
-        ts: When it was appended (UTC, ISO 8601 with microseconds).
-        kind: What happened, e.g. ``"tool_call"``, ``"approval"``, ``"refusal"``, ``"answer"``, ``"policy"``.
-        actor: Who caused it (caller or profile name).
-        config_hash: Hash of the configuration in force ("" when not given).
-        payload: The details, as a JSON object.
-        prev_hash: ``hash`` of the previous entry (64 zeros for the first).
-        hash: SHA-256 of the canonical JSON of all the other fields.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    seq: int
-    ts: str
-    kind: str
-    actor: str
-    config_hash: str
-    payload: dict[str, Any]
-    prev_hash: str
-    hash: str
-
-    @property
-    def time(self) -> datetime:
-        """``ts`` as an aware datetime."""
-        return datetime.fromisoformat(self.ts)
-
-
-class AuditReport(BaseModel):
-    """The outcome of :meth:`AuditLog.verify`.
-
-    Attributes:
-        ok: True when every entry checks out (and the anchor, when one was given, matches).
-        entries: Number of entries stored in the log.
-        first_bad_seq: The first entry that is wrong or missing, or None when ``ok``.
-        problem: What is wrong with it, in words, or None when ``ok``.
-        head_hash: ``hash`` of the last stored entry (64 zeros for an empty log).
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    ok: bool
-    entries: int
-    first_bad_seq: int | None = None
-    problem: str | None = None
-    head_hash: str
-
-
-class AuditHead(NamedTuple):
-    """The last entry's (seq, hash): an anchor to keep somewhere else and pass to ``verify(expect_head=...)``."""
-
-    seq: int
-    hash: str
-
-
-def canonical_json(value: Any) -> str:
-    """The canonical JSON text of ``value``: sorted keys, no spaces, UTF-8 characters kept, no NaN.
-
-    Raises:
-        AuditLogError: When ``value`` cannot be represented as JSON.
-    """
-    try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as e:
-        raise AuditLogError(f"audit payload is not plain JSON data: {e}") from e
-
-
-def entry_hash(*, seq: int, ts: str, kind: str, actor: str, config_hash: str, payload: str, prev_hash: str) -> str:
-    """SHA-256 (hex) of an entry: the canonical JSON of all its fields but ``hash``.
-
-    Args:
-        seq: The entry's position.
-        ts: Its timestamp text, as stored.
-        kind: Its kind.
-        actor: Its actor.
-        config_hash: Its configuration hash.
-        payload: Its payload as the stored canonical JSON *text* (so any change to the stored bytes shows).
-        prev_hash: The previous entry's hash.
-
-    Returns:
-        64 lowercase hex digits.
-    """
-    fields = {
-        "seq": seq,
-        "ts": ts,
-        "kind": kind,
-        "actor": actor,
-        "config_hash": config_hash,
-        "payload": payload,
-        "prev_hash": prev_hash,
-    }
-    return hashlib.sha256(canonical_json(fields).encode("utf-8")).hexdigest()
-
-
-def _row_hash(row: tuple[Any, ...], seq: int | None = None) -> str:
-    """Recompute the hash of a raw row (tampered rows may hold odd types, so everything is coerced)."""
-    s, ts, kind, actor, config_hash, payload, prev_hash, _ = row
-    try:
-        return entry_hash(
-            seq=int(s if seq is None else seq),
-            ts=str(ts),
-            kind=str(kind),
-            actor=str(actor),
-            config_hash=str(config_hash),
-            payload=str(payload),
-            prev_hash=str(prev_hash),
-        )
-    except (TypeError, ValueError, AuditLogError):
-        return ""
-
-
-def _entry(row: tuple[Any, ...]) -> AuditEntry:
-    seq, ts, kind, actor, config_hash, payload, prev_hash, hash_ = row
-    try:
-        return AuditEntry(
-            seq=seq,
-            ts=ts,
-            kind=kind,
-            actor=actor,
-            config_hash=config_hash,
-            payload=json.loads(payload),
-            prev_hash=prev_hash,
-            hash=hash_,
-        )
-    except (TypeError, ValueError) as e:  # pydantic's ValidationError is a ValueError
-        raise AuditLogError(
-            f"entry {seq} of the audit log cannot be read ({e.__class__.__name__}); it was altered: run verify"
-        ) from e
-
-
-def _missing(first: int, last: int) -> str:
-    return f"entry {first}" if first == last else f"entries {first}–{last}"
-
 
 class AuditLog:
-    """An append-only, hash-chained audit log in its own SQLite file (WAL mode).
+    """An append-only, hash-chained audit log in its own SQLite file (WAL mode), signed when given a key.
 
     Open it with :meth:`open`; one instance may be shared between threads, and any number of processes may
     append to the same file.
+
+    Example:
+        >>> key = load_key_file("/etc/tether/audit.key")  # doctest: +SKIP
+        >>> with AuditLog.open("audit.db", key=key, checkpoint_path="/mnt/other/audit.ckpt") as log:  # doctest: +SKIP
+        ...     log.append("tool_call", "ana", {"tool": "record_expense", "amount": 120})
     """
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, *, read_only: bool) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: Path,
+        *,
+        read_only: bool,
+        key: AuditKey | None = None,
+        checkpoint_path: Path | None = None,
+        checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+        durable: bool = True,
+    ) -> None:
         """Use :meth:`open` instead."""
         self._conn = conn
         self.path = path
         self.read_only = read_only
+        self.key = key
+        self.checkpoint_path = checkpoint_path
+        self.checkpoint_every = checkpoint_every
+        self._durable = durable
         self._lock = threading.Lock()
+        self._closed = False
+        self._columns = COLUMNS
+        self._meta: dict[str, str] = {}
+        self._last_checkpoint_seq: int | None = None  # seq of this instance's last checkpoint
+        self._appended_to: int | None = None  # seq of this instance's last append
+        self._checkpoint_failed = False  # the last checkpoint due could not be written
 
     # ------------------------------------------------------------------ opening
 
     @classmethod
-    def open(cls, path: str | Path, *, read_only: bool = False, durable: bool = True) -> AuditLog:
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        read_only: bool = False,
+        durable: bool = True,
+        key: AuditKey | None = None,
+        checkpoint_path: str | Path | None = None,
+        checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+    ) -> AuditLog:
         """Open the audit log at ``path``, creating it (and its folder) when it does not exist.
 
         Args:
             path: The SQLite file.
             read_only: Open without the right to append; the file must then exist.
-            durable: Sync every append to disk (``synchronous=FULL``). With False an append survives a
-                crash of the process but may be lost on power failure (``synchronous=NORMAL``); faster.
+            durable: Sync every append (and checkpoint) to disk (``synchronous=FULL``). With False an append
+                survives a crash of the process but may be lost on power failure (``synchronous=NORMAL``).
+            key: Sign every appended entry (and checkpoint) with this key, and check signatures with it in
+                :meth:`verify`. None: entries are unsigned (a log already signed then refuses appends).
+            checkpoint_path: A JSON-lines file to append signed checkpoints of the head to (keep it where the
+                log's writers cannot rewrite it); :meth:`verify` compares the log against it. None: no checkpoints.
+            checkpoint_every: Write a checkpoint whenever an appended entry's seq is a multiple of this (and
+                after an instance's first append, and on close).
 
         Returns:
             The open log.
@@ -235,98 +145,99 @@ class AuditLog:
         Raises:
             AuditLogError: The file is missing (read-only), is not an SQLite database, is another kind of
                 database, or was written by a newer Tether.
+            AuditKeyError: Opened for appending, the log is signed with another key, or is signed and no key
+                was given.
         """
         p = Path(path)
+        if checkpoint_every < 1:
+            raise AuditLogError(f"checkpoint_every must be at least 1, not {checkpoint_every}")
         if read_only:
-            conn = cls._connect_read_only(p)
+            conn = connect_read_only(p)
         else:
             try:
                 p.parent.mkdir(parents=True, exist_ok=True)
                 conn = sqlite3.connect(p, timeout=60.0, isolation_level=None, check_same_thread=False)
             except (OSError, sqlite3.Error) as e:
                 raise AuditLogError(f"cannot open the audit log {p}: {e}") from e
+        log = cls(
+            conn,
+            p,
+            read_only=read_only,
+            key=key,
+            checkpoint_path=None if checkpoint_path is None else Path(checkpoint_path),
+            checkpoint_every=checkpoint_every,
+            durable=durable,
+        )
         try:
-            cls._check_or_create(conn, p, create=not read_only)
+            version = check_or_create(conn, p, create=not read_only)
             if not read_only:
                 conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                if version < FORMAT_VERSION:
+                    upgrade(conn, p)
+            log._load_meta()
+            if not read_only:
+                with log._lock:
+                    log._check_key_fits(log._last_signature())
         except BaseException:
             conn.close()
             raise
-        return cls(conn, p, read_only=read_only)
+        return log
 
-    @staticmethod
-    def _connect_read_only(p: Path) -> sqlite3.Connection:
-        if not p.is_file():
-            raise AuditLogError(f"no audit log at {p}: the file does not exist")
-        uri = p.resolve().as_uri()
+    def _load_meta(self) -> None:
         try:
-            conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=60.0, isolation_level=None)
+            self._meta = dict(self._conn.execute("SELECT key, value FROM audit_meta").fetchall())
+            cols = {r[1] for r in self._conn.execute("PRAGMA table_info(entries)")}
         except sqlite3.Error as e:
-            raise AuditLogError(f"cannot open the audit log {p} for reading: {e}") from e
-        try:
-            conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
-        except sqlite3.OperationalError:
-            # A WAL database in a folder we cannot write (no -shm file to create): read it as an immutable
-            # snapshot instead. Nobody can be appending there, since appending needs that folder too.
-            conn.close()
-            try:
-                conn = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None)
-            except sqlite3.Error as e:
-                raise AuditLogError(f"cannot open the audit log {p} for reading: {e}") from e
-        except sqlite3.DatabaseError:
-            pass  # not a database at all: _check_or_create says so
-        return conn
+            raise AuditLogError(f"cannot read the audit log {self.path}: {e}") from e
+        self._columns = COLUMNS if {"key_id", "sig"} <= cols else V1_COLUMNS
 
-    @staticmethod
-    def _check_or_create(conn: sqlite3.Connection, p: Path, *, create: bool) -> None:
-        not_a_log = f"{p} is not a Tether audit log"
-        try:
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        except sqlite3.DatabaseError as e:
-            raise AuditLogError(f"{not_a_log} (not an SQLite database: {e})") from e
-        if not tables and create:
-            try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("BEGIN IMMEDIATE")  # executescript() would COMMIT: run the statements one by one
-                try:
-                    for stmt in _split_sql(_SCHEMA):
-                        conn.execute(stmt)
-                    conn.execute(
-                        "INSERT OR IGNORE INTO audit_meta (key, value) VALUES ('format', ?), ('version', ?)",
-                        (FORMAT_NAME, str(FORMAT_VERSION)),
-                    )
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as e:
-                raise AuditLogError(f"cannot create the audit log {p}: {e}") from e
-            tables = {"audit_meta", "entries"}
-        if "audit_meta" not in tables or "entries" not in tables:
-            what = "an empty SQLite database" if not tables else "an SQLite database of another kind"
-            raise AuditLogError(f"{not_a_log} ({what}: no audit_meta/entries tables)")
-        try:
-            meta = dict(conn.execute("SELECT key, value FROM audit_meta").fetchall())
-        except sqlite3.Error as e:
-            raise AuditLogError(f"{not_a_log} (cannot read audit_meta: {e})") from e
-        if meta.get("format") != FORMAT_NAME:
-            raise AuditLogError(f"{not_a_log} (audit_meta says format {meta.get('format')!r})")
-        try:
-            version = int(meta.get("version", "0"))
-        except ValueError:
-            version = 0
-        if version > FORMAT_VERSION:
-            raise AuditLogError(
-                f"the audit log {p} has format version {version}, newer than this Tether reads "
-                f"({FORMAT_VERSION}); upgrade Tether"
+    @property
+    def log_id(self) -> str | None:
+        """The random id given to the log when it was created (None for a format-1 log opened read-only)."""
+        return self._meta.get("log_id")
+
+    def _last_signature(self) -> tuple[int, str, str] | None:
+        """(seq, key_id, sig) of the last entry, or None for an empty log. Call with the lock held."""
+        row = self._conn.execute(
+            f"SELECT seq, key_id, sig FROM ({self._select()}) ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]), str(row[2]))
+
+    def _check_key_fits(self, last: tuple[int, str, str] | None) -> None:
+        """Refuse to append where the result could not verify: unsigned after signed, or under another key."""
+        if last is None or not last[2]:
+            return
+        if self.key is None:
+            raise AuditKeyError(
+                f"the audit log {self.path} is signed (key id {last[1]}); open it with its key (audit.key_file or "
+                "$TETHER_AUDIT_KEY): an unsigned entry would break it"
             )
-        if version < 1:
-            raise AuditLogError(f"{not_a_log} (audit_meta has no valid version)")
+        if last[1] != self.key.key_id:
+            raise AuditKeyError(
+                f"the audit log {self.path} is signed with key id {last[1]}, not with the key from "
+                f"{self.key.source} (key id {self.key.key_id}); use its key, or start a new log for a new key"
+            )
+
+    def _select(self) -> str:
+        return f"SELECT {self._columns} FROM entries"
 
     def close(self) -> None:
-        """Close the file. The log cannot be used afterwards."""
+        """Write a last checkpoint (when this instance appended since its last one) and close the file.
+
+        The log cannot be used afterwards.
+
+        Raises:
+            AuditLogError: The checkpoint could not be written (the file is closed all the same).
+        """
         with self._lock:
-            self._conn.close()
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                if self._appended_to is not None and self._last_checkpoint_seq != self._appended_to:
+                    self._write_checkpoint(self._head())
+            finally:
+                self._conn.close()
 
     def __enter__(self) -> Self:
         return self
@@ -339,7 +250,7 @@ class AuditLog:
     # ------------------------------------------------------------------ writing
 
     def append(self, kind: str, actor: str, payload: dict[str, Any], config_hash: str = "") -> AuditEntry:
-        """Append one entry, chained to the current last entry, in a single transaction.
+        """Append one entry, chained to the current last entry (and signed, with a key), in one transaction.
 
         Args:
             kind: What happened (non-empty), e.g. ``"tool_call"``, ``"approval"``, ``"refusal"``.
@@ -351,8 +262,9 @@ class AuditLog:
             The entry as stored.
 
         Raises:
-            AuditLogError: The log is read-only, ``kind`` is empty, the payload is not JSON data, or the
-                write failed.
+            AuditLogError: The log is read-only, ``kind`` is empty, the payload is not JSON data, or the write
+                failed. (A checkpoint due after the entry that cannot be written is logged as a warning and
+                retried on the next append; :meth:`close` raises if it still cannot be written.)
         """
         if self.read_only:
             raise AuditLogError(f"the audit log {self.path} was opened read-only; cannot append")
@@ -365,29 +277,78 @@ class AuditLog:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
-                    last = self._conn.execute("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
-                    seq, prev_hash = (1, GENESIS_HASH) if last is None else (int(last[0]) + 1, str(last[1]))
-                    ts = datetime.now(UTC).isoformat(timespec="microseconds")
-                    h = entry_hash(
-                        seq=seq,
-                        ts=ts,
-                        kind=kind,
-                        actor=actor,
-                        config_hash=config_hash,
-                        payload=payload_json,
-                        prev_hash=prev_hash,
-                    )
-                    self._conn.execute(
-                        f"INSERT INTO entries ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (seq, ts, kind, actor, config_hash, payload_json, prev_hash, h),
-                    )
+                    row = self._insert(kind, actor, payload_json, config_hash)
                     self._conn.execute("COMMIT")
                 except BaseException:
                     self._conn.execute("ROLLBACK")
                     raise
             except sqlite3.Error as e:
                 raise AuditLogError(f"could not append to the audit log {self.path}: {e}") from e
-        return _entry((seq, ts, kind, actor, config_hash, payload_json, prev_hash, h))
+            due = self._appended_to is None or row[0] % self.checkpoint_every == 0 or self._checkpoint_failed
+            self._appended_to = row[0]
+            if self.checkpoint_path is not None and due:
+                # The entry is committed: a checkpoint that cannot be written is retried on the next append and
+                # on close (which raises), not reported as a failed append (a caller would append it twice).
+                try:
+                    self._write_checkpoint(AuditHead(row[0], row[7]))
+                    self._checkpoint_failed = False
+                except AuditLogError as e:
+                    self._checkpoint_failed = True
+                    _log.warning("%s; entry %d is stored, the checkpoint is retried on the next append", e, row[0])
+        return entry_from_row(row)
+
+    def _insert(self, kind: str, actor: str, payload_json: str, config_hash: str) -> tuple[Any, ...]:
+        """Insert the next entry inside the caller's write transaction; the stored row."""
+        last = self._conn.execute("SELECT seq, hash, key_id, sig FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
+        if last is not None:
+            self._check_key_fits((int(last[0]), str(last[2]), str(last[3])))
+        seq, prev_hash = (1, GENESIS_HASH) if last is None else (int(last[0]) + 1, str(last[1]))
+        ts = datetime.now(UTC).isoformat(timespec="microseconds")
+        h = entry_hash(
+            seq=seq, ts=ts, kind=kind, actor=actor, config_hash=config_hash, payload=payload_json, prev_hash=prev_hash
+        )
+        key_id, sig = "", ""
+        if self.key is not None:
+            key_id = self.key.key_id
+            sig = self.key.sign(entry_signed_fields(key_id=key_id, seq=seq, hash=h))
+            self._record_signed_from(seq)
+        row = (seq, ts, kind, actor, config_hash, payload_json, prev_hash, h, key_id, sig)
+        self._conn.execute(f"INSERT INTO entries ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+        return row
+
+    def _record_signed_from(self, seq: int) -> None:
+        """Store, signed, where signing began: the first entry a key signs (any before it were written without
+        one; the chain up to the first signed entry is covered by its signature). Inside the append's
+        transaction."""
+        if self.key is None or self.log_id is None:
+            raise AuditLogError(f"the audit log {self.path} has no log id; cannot sign it")
+        if self._conn.execute("SELECT 1 FROM audit_meta WHERE key = 'signed_from'").fetchone() is not None:
+            return
+        fields = signed_from_fields(key_id=self.key.key_id, log_id=self.log_id, seq=seq)
+        value = json.dumps({"seq": seq, "key_id": self.key.key_id, "sig": self.key.sign(fields)})
+        self._conn.execute("INSERT INTO audit_meta (key, value) VALUES ('signed_from', ?)", (value,))
+
+    def checkpoint(self) -> Checkpoint:
+        """Take a checkpoint of the current head now (signed with the key, if any) and append it to the
+        checkpoint file, if one was given.
+
+        Returns:
+            The checkpoint, e.g. to hand to an external system (``tether audit checkpoint`` prints it).
+
+        Raises:
+            AuditLogError: The log has no id (a format-1 log opened read-only), or the file cannot be written.
+        """
+        with self._lock:
+            return self._write_checkpoint(self._head())
+
+    def _write_checkpoint(self, head: AuditHead) -> Checkpoint:
+        if self.log_id is None:
+            raise AuditLogError(f"the audit log {self.path} has no log id yet (format 1): open it for writing once")
+        cp = make_checkpoint(log_id=self.log_id, entries=head.seq, head=head.hash, key=self.key)
+        if self.checkpoint_path is not None:
+            append_checkpoint(self.checkpoint_path, cp, durable=self._durable)
+            self._last_checkpoint_seq = head.seq
+        return cp
 
     # ------------------------------------------------------------------ reading
 
@@ -400,10 +361,10 @@ class AuditLog:
         while True:
             with self._lock:
                 rows = self._conn.execute(
-                    f"SELECT {_COLUMNS} FROM entries WHERE seq >= ? ORDER BY seq LIMIT ?", (nxt, _PAGE)
+                    f"{self._select()} WHERE seq >= ? ORDER BY seq LIMIT ?", (nxt, _PAGE)
                 ).fetchall()
             for row in rows:
-                yield _entry(row)
+                yield entry_from_row(row)
             if len(rows) < _PAGE:
                 return
             nxt = int(rows[-1][0]) + 1
@@ -416,134 +377,89 @@ class AuditLog:
         """The last entry's (seq, hash), ``(0, "0" * 64)`` for an empty log.
 
         Store it outside the log (another system, a signed receipt) and pass it to
-        ``verify(expect_head=...)`` later to detect a cut-off tail.
+        ``verify(expect_head=...)`` later to detect a cut-off tail; a checkpoint file does this for you.
         """
         with self._lock:
-            row = self._conn.execute("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
+            return self._head()
+
+    def _head(self) -> AuditHead:
+        row = self._conn.execute("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
         return AuditHead(0, GENESIS_HASH) if row is None else AuditHead(int(row[0]), str(row[1]))
 
     # ------------------------------------------------------------------ verifying
 
-    def verify(self, expect_head: tuple[int, str] | None = None) -> AuditReport:
-        """Check the whole chain and name the first entry that is wrong or missing.
+    def verify(
+        self,
+        expect_head: tuple[int, str] | None = None,
+        *,
+        key: AuditKey | None = None,
+        checkpoint_path: str | Path | None = None,
+    ) -> AuditReport:
+        """Check the whole log and name the first entry that is wrong or missing.
 
         Checks, entry by entry: seqs run 1, 2, 3, ... without gaps; each hash matches the entry's contents;
-        each ``prev_hash`` equals the previous entry's hash. With ``expect_head`` (an earlier :meth:`head`),
-        also checks that the anchored entry is still there, unchanged.
+        each ``prev_hash`` equals the previous entry's hash; with a key, each signature; each entry that a
+        checkpoint or ``expect_head`` names still has the hash recorded then; and the log still holds as many
+        entries as they record. Then every line of the checkpoint file.
 
         Args:
-            expect_head: An anchor ``(seq, hash)`` taken earlier, or None.
+            expect_head: An anchor ``(seq, hash)`` taken earlier with :meth:`head`, or None.
+            key: The key to check signatures with (default: the key the log was opened with; none: signatures
+                are not checked and ``warnings`` says so).
+            checkpoint_path: The checkpoint file to compare with (default: the one the log was opened with).
 
         Returns:
             The report; ``problem`` says what is wrong in words, e.g.
             ``"entry 7: hash does not match its contents (edited?)"``.
+
+        Raises:
+            AuditLogError: The checkpoint file exists but cannot be read.
         """
+        key = key or self.key
+        cp_path = Path(checkpoint_path) if checkpoint_path is not None else self.checkpoint_path
+        # Read the checkpoints before the snapshot: each describes entries committed before it was written.
+        checkpoints = None if cp_path is None else check_checkpoints(cp_path, key=key, log_id=self.log_id)
         with self._lock:
             self._conn.execute("BEGIN")  # one snapshot: concurrent appends do not disturb the walk
             try:
-                return self._verify(expect_head)
+                signed_from_row = self._conn.execute(
+                    "SELECT value FROM audit_meta WHERE key = 'signed_from'"
+                ).fetchone()
+                return verify_entries(
+                    self._conn,
+                    self._columns,
+                    page=_PAGE,
+                    expect_head=expect_head,
+                    key=key,
+                    log_id=self.log_id,
+                    signed_from_raw=None if signed_from_row is None else str(signed_from_row[0]),
+                    checkpoints=checkpoints,
+                    checkpoint_path=cp_path,
+                )
             finally:
                 self._conn.execute("COMMIT")
 
-    def _verify(self, expect_head: tuple[int, str] | None) -> AuditReport:
-        conn = self._conn
-        count = int(conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
-        last = conn.execute("SELECT hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
-        head_hash = GENESIS_HASH if last is None else str(last[0])
 
-        def bad(seq: int, problem: str) -> AuditReport:
-            return AuditReport(ok=False, entries=count, first_bad_seq=seq, problem=problem, head_hash=head_hash)
-
-        anchor: AuditHead | None = None
-        if expect_head is not None:
-            anchor = AuditHead(int(expect_head[0]), str(expect_head[1]))
-
-        expected = 1
-        prev_hash = GENESIS_HASH
-        cur = conn.execute(f"SELECT {_COLUMNS} FROM entries ORDER BY seq")
-        while rows := cur.fetchmany(_PAGE):
-            for row in rows:
-                seq, stored_hash, stored_prev = row[0], str(row[7]), str(row[6])
-                if not isinstance(seq, int) or seq < expected:
-                    return bad(int(seq) if isinstance(seq, int) else expected, f"entry {seq}: invalid seq")
-                if seq > expected:
-                    where = f"the log starts at {seq}" if expected == 1 else f"seq jumps from {expected - 1} to {seq}"
-                    return bad(expected, f"{_missing(expected, seq - 1)} missing: {where} (deleted)")
-                if _row_hash(row) != stored_hash:
-                    moved = self._moved_from(row)
-                    if moved is not None:
-                        return bad(
-                            seq,
-                            f"entry {seq}: holds the contents of entry {moved} (entries were reordered or renumbered)",
-                        )
-                    return bad(seq, f"entry {seq}: hash does not match its contents (edited?)")
-                if stored_prev != prev_hash:
-                    if seq == 1:
-                        return bad(1, "entry 1: prev_hash is not the genesis value of 64 zeros (edited?)")
-                    return bad(
-                        seq,
-                        f"entry {seq}: prev_hash does not match entry {seq - 1} (an entry was deleted or "
-                        f"reordered, or entry {seq - 1} was edited and its hash recomputed)",
-                    )
-                if anchor is not None and seq == anchor.seq and stored_hash != anchor.hash:
-                    return bad(
-                        seq,
-                        f"entry {seq}: hash differs from the anchor taken earlier "
-                        "(the log was rewritten after the anchor was taken)",
-                    )
-                prev_hash = stored_hash
-                expected += 1
-        last_seq = expected - 1
-        if anchor is not None and anchor.seq > last_seq:
-            return bad(
-                last_seq + 1,
-                f"{_missing(last_seq + 1, anchor.seq)} missing: the log ends at entry {last_seq} but the anchor "
-                f"expects entry {anchor.seq} (truncated)",
-            )
-        return AuditReport(ok=True, entries=count, head_hash=head_hash)
-
-    def _moved_from(self, row: tuple[Any, ...]) -> int | None:
-        """If ``row`` is an intact entry that sits at the wrong seq, the seq it was written at."""
-        seq, prev_hash, stored_hash = int(row[0]), str(row[6]), str(row[7])
-        candidates = {seq - 1, seq + 1}
-        if prev_hash == GENESIS_HASH:
-            candidates.add(1)
-        for (s,) in self._conn.execute("SELECT seq FROM entries WHERE hash = ?", (prev_hash,)):
-            candidates.add(int(s) + 1)  # it followed the entry whose hash it points at
-        for (s,) in self._conn.execute("SELECT seq FROM entries WHERE prev_hash = ?", (stored_hash,)):
-            candidates.add(int(s) - 1)  # it preceded the entry that points at it
-        for c in sorted(candidates):
-            if c >= 1 and c != seq and _row_hash(row, seq=c) == stored_hash:
-                return c
-        return None
-
-
-def _split_sql(script: str) -> list[str]:
-    """Split the schema into statements (``sqlite3.complete_statement`` keeps trigger bodies whole)."""
-    out: list[str] = []
-    buf = ""
-    for line in script.splitlines(keepends=True):
-        buf += line
-        if sqlite3.complete_statement(buf):
-            out.append(buf.strip())
-            buf = ""
-    if buf.strip():
-        out.append(buf.strip())
-    return out
-
-
-def verify_file(path: str | Path, expect_head: tuple[int, str] | None = None) -> AuditReport:
+def verify_file(
+    path: str | Path,
+    expect_head: tuple[int, str] | None = None,
+    *,
+    key: AuditKey | None = None,
+    checkpoint_path: str | Path | None = None,
+) -> AuditReport:
     """Open the audit log at ``path`` read-only and verify it.
 
     Args:
         path: The audit log's SQLite file.
         expect_head: An anchor ``(seq, hash)`` taken earlier with :meth:`AuditLog.head`, or None.
+        key: The key to check signatures with; None: signatures are not checked (``warnings`` says so).
+        checkpoint_path: The checkpoint file to compare the log with, or None.
 
     Returns:
         The report of :meth:`AuditLog.verify`.
 
     Raises:
-        AuditLogError: The file does not exist or is not a Tether audit log.
+        AuditLogError: The file does not exist or is not a Tether audit log, or the checkpoint file cannot be read.
     """
     with AuditLog.open(path, read_only=True) as log:
-        return log.verify(expect_head=expect_head)
+        return log.verify(expect_head=expect_head, key=key, checkpoint_path=checkpoint_path)
