@@ -99,8 +99,8 @@ def test_bad_yaml_names_the_line(tmp_path: Path) -> None:
 
 
 def test_duplicate_ids_across_files_are_rejected(tmp_path: Path) -> None:
-    write(tmp_path, "d/a.yaml", "id: same\ninput: {user: q}\n")
-    write(tmp_path, "d/b.yaml", "id: same\ninput: {user: r}\n")
+    write(tmp_path, "d/a.yaml", "id: same\ninput: {user: q}\nexpect_abstain: true\n")
+    write(tmp_path, "d/b.yaml", "id: same\ninput: {user: r}\nexpect_abstain: true\n")
     with pytest.raises(DataError, match="duplicate id"):
         load_cases(tmp_path / "d")
 

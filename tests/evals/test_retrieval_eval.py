@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from tether import Tether
+from tether.config import Settings
 from tether.errors import DataError
 from tether.evals import load_beir, mrr_at_k, ndcg_at_k, recall_at_k
+from tether.evals._beir_run import build_beir_index, default_pipeline
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
@@ -75,13 +78,33 @@ def test_eval_retrieval_command_scores_every_mode_on_a_real_index(tmp_path: Path
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     modes = {m["mode"]: m for m in report["modes"]}
-    assert set(modes) == {"lexical", "dense", "hybrid"}
+    assert set(modes) == {"lexical", "dense", "hybrid", "default"}  # the default pipeline is measured by default
+    assert modes["hybrid"]["label"] == "hybrid (no rerank)"
+    assert "tether search" in modes["default"]["label"] and "rerank by learned" in modes["default"]["label"]
     # three distinctive queries over four documents: every mode must put the right one first
     for m in modes.values():
         assert m["queries"] == 3
         assert m["mrr_at_10"] == pytest.approx(1.0)
         assert m["ndcg_at_10"] == pytest.approx(1.0)
     assert list((tmp_path / ".tether" / "beir").glob("tiny-*.db")), "the corpus index is cached"
+
+
+def test_the_default_mode_is_exactly_what_tether_search_returns(tmp_path: Path) -> None:
+    beir = _tiny_beir(tmp_path / "tiny")
+    t = Tether(Settings().with_root(tmp_path))
+    index = tmp_path / "beir.db"
+    store = build_beir_index(t, beir, index)
+    _, pipeline = default_pipeline(t, store)
+    assert "rerank by learned" in pipeline.label
+    same = Tether(Settings.model_validate({"index": {"path": str(index)}}).with_root(tmp_path))
+    for q in ("how do plants make glucose", "ocean tide moon", "lava and ash", "blood sugar hormone"):
+        want = [h.chunk_id for h in same.search(q, 10)]  # the public call, embedding the query itself
+        assert pipeline.search(q, t.embedder.embed([q])[0]) == want
+    same.close()
+    off = Tether(Settings.model_validate({"rerank": {"enabled": False}}).with_root(tmp_path))
+    off._embedder = t.embedder
+    assert "rerank is off" in default_pipeline(off, store)[1].label
+    store.close()
 
 
 @pytest.mark.skipif(not (SHARED / "scifact").exists(), reason="../shared/data/scifact is absent (fresh clone)")

@@ -6,7 +6,7 @@ from tether.evals._compare import Comparison, compare_runs, mcnemar_exact
 from tether.evals._harness import DryRun, EvalRunner, RunOptions
 from tether.evals._metrics import mrr_at_k, ndcg_at_k, recall_at_k
 from tether.evals._results import CaseResult, RunReport, RunSummary, Score, TurnResult
-from tether.evals._retrieval import RetrievalReport, evaluate_retrieval
+from tether.evals._retrieval import DefaultPipeline, EvalMode, RetrievalReport, evaluate_retrieval
 from tether.evals._scorers import SCORERS, Judge, OfflineSupportJudge, ScoreContext, scorer
 from tether.evals._store import EvalStore
 
@@ -16,8 +16,10 @@ __all__ = [
     "CaseInput",
     "CaseResult",
     "Comparison",
+    "DefaultPipeline",
     "DryRun",
     "EvalCase",
+    "EvalMode",
     "EvalRunner",
     "EvalStore",
     "Expected",

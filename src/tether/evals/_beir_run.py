@@ -5,11 +5,14 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
+
 from tether._api import Tether
 from tether.evals._beir import BeirData, load_beir
-from tether.evals._retrieval import RetrievalReport, evaluate_retrieval
+from tether.evals._retrieval import DEFAULT_HEAD, DefaultPipeline, EvalMode, RetrievalReport, evaluate_retrieval
 from tether.ingest import Ingestor
-from tether.retrieve import Mode, Retriever
+from tether.retrieve import Retriever
 from tether.store import SQLiteStore
 
 StageProgress = Callable[[str, int, int], None]
@@ -55,11 +58,33 @@ def build_beir_index(t: Tether, root: Path, index: Path, progress: StageProgress
     return store
 
 
+def default_pipeline(t: Tether, store: SQLiteStore) -> tuple[Tether, DefaultPipeline]:
+    """The default ``tether search`` over ``store``: a Tether with t's settings on that index (sharing t's
+    loaded embedder) and the same call :meth:`Tether.search` makes, given the query vector computed once."""
+    s = t.settings
+    settings = s.model_copy(update={"index": s.index.model_copy(update={"path": str(store.path.resolve())})})
+    bt = Tether(settings.with_root(s.root))
+    bt._embedder = t.embedder
+    bt._store = store
+    reranker = bt.reranker()
+    label = (
+        f"default (what `tether search` does: hybrid + rerank by {reranker.name})"
+        if reranker is not None
+        else "default (what `tether search` does: hybrid; rerank is off in tether.yaml)"
+    )
+
+    def search(query: str, vector: npt.NDArray[np.float32]) -> list[int]:
+        hits, _ = bt._retrieve(query, DEFAULT_HEAD, mode="hybrid", filters=None, query_vector=vector)
+        return [h.chunk_id for h in hits]
+
+    return bt, DefaultPipeline(search=search, label=label)
+
+
 def run_beir(
     t: Tether,
     root: Path,
     split: str,
-    modes: tuple[Mode, ...],
+    modes: tuple[EvalMode, ...],
     *,
     index: Path | None = None,
     progress: StageProgress | None = None,
@@ -73,13 +98,17 @@ def run_beir(
         return {i: paths[i] for i in ids if i in paths}
 
     retriever = Retriever(store, t.embedder, t.settings.retrieval)
-    report = evaluate_retrieval(
-        retriever,
-        data,
-        doc_of_chunk,
-        modes=modes,
-        config_hash=t.settings.config_hash,
-        progress=(lambda d, n: progress("queries", d, n)) if progress else None,
-    )
-    store.close()
+    default = default_pipeline(t, store)[1] if "default" in modes else None
+    try:
+        report = evaluate_retrieval(
+            retriever,
+            data,
+            doc_of_chunk,
+            modes=modes,
+            config_hash=t.settings.config_hash,
+            progress=(lambda d, n: progress("queries", d, n)) if progress else None,
+            default=default,
+        )
+    finally:
+        store.close()
     return report

@@ -33,6 +33,19 @@ class Expected(_Strict):
         default_factory=list, description="retrieval: documents (path, file name or title) that must be retrieved"
     )
 
+    def checks(self) -> bool:
+        """Whether anything is expected at all (an empty ``expected`` checks nothing)."""
+        return bool(
+            self.must_include
+            or self.must_not_include
+            or self.must_cite
+            or self.regex
+            or self.must_not_match
+            or self.json_schema is not None
+            or self.expect_abstain is not None
+            or self.expected_doc_ids
+        )
+
 
 class Turn(_Strict):
     user: str
@@ -63,6 +76,9 @@ class EvalCase(_Strict):
         default_factory=dict, description="metric name -> scorer kind (llm_judge, json_schema, rule_based)"
     )
     tags: list[str] = Field(default_factory=list)
+    flaky: bool = Field(
+        False, description="known to flip between runs: a regression of this case alone does not fail the gate"
+    )
     expect_abstain: bool | None = Field(None, description="shorthand for expected.expect_abstain")
     source: str = Field("", exclude=True, description="file the case came from")
 
@@ -74,6 +90,14 @@ class EvalCase(_Strict):
             raise ValueError(f"scoring.{k}: unknown scorer kind {v!r}; use one of {', '.join(SCORER_KINDS)}")
         if self.expect_abstain is not None and self.expected.expect_abstain is None:
             self.expected = self.expected.model_copy(update={"expect_abstain": self.expect_abstain})
+        if self.input.turns and self.expected.checks():
+            raise ValueError("a multi-turn case puts its expectations under each turn (input.turns[].expected)")
+        judged = "llm_judge" in self.scoring.values()  # faithfulness is scored for every answer
+        if not judged and not any(t.expected.checks() for t in self.steps()):
+            raise ValueError(
+                "no expectations: a case that checks nothing would always pass; give expected "
+                "(must_include, must_cite, expect_abstain, regex, expected_doc_ids, ...) or a llm_judge metric"
+            )
         return self
 
     def steps(self) -> list[Turn]:
@@ -87,11 +111,11 @@ class EvalCase(_Strict):
 def _format(err: ValidationError) -> str:
     parts = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(case)"
+        loc = ".".join(str(p) for p in e["loc"])
         msg = "unknown field" if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")
         if loc == "review_note":
             msg = "this draft case has not been reviewed: check its expectations, then delete review_note"
-        parts.append(f"{loc}: {msg}")
+        parts.append(f"{loc}: {msg}" if loc else msg)
     return "; ".join(parts)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
 import random
 import re
 import tempfile
@@ -11,7 +12,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +30,11 @@ from tether.evals._scorers import Judge, ScoreContext, score_answer
 from tether.evals._store import EvalStore
 
 Progress = Callable[[int, int], None]
+_TIMED_OUT = "timed out after"
+
+
+def _blank(case: EvalCase, repeat: int, error: str | None = None) -> CaseResult:
+    return CaseResult(case_id=case.id, repeat=repeat, tags=case.tags, source=case.source, flaky=case.flaky, error=error)
 
 
 class DryRun(BaseModel):
@@ -115,7 +120,6 @@ class EvalRunner:
         self.options = options or RunOptions()
         self.judge = judge or choose_judge(tether.settings)
         self._context_indexes: _ContextIndexes | None = None
-        self._started: dict[tuple[str, int], float] = {}
 
     @property
     def _contexts(self) -> _ContextIndexes:
@@ -172,9 +176,8 @@ class EvalRunner:
         return self._run_case(case, repeat)
 
     def _run_case(self, case: EvalCase, repeat: int) -> CaseResult:
-        self._started[(case.id, repeat)] = time.monotonic()
         t0 = time.perf_counter()
-        result = CaseResult(case_id=case.id, repeat=repeat, tags=case.tags, source=case.source)
+        result = _blank(case, repeat)
         try:
             target = self._target(case)
             store = target.store()
@@ -234,39 +237,21 @@ class EvalRunner:
         )
 
     def run(self, cases: list[EvalCase], cases_path: str, progress: Progress | None = None) -> RunReport:
+        """Run every case ``repeat`` times, ``concurrency`` at a time, and store the report.
+
+        Each case has ``timeout_s`` from the moment a worker starts it. A case past its deadline is
+        recorded as an error and abandoned: a Python thread cannot be killed, so its worker (a daemon
+        thread, which never holds up the process's exit) is left to finish on its own, its result is
+        ignored, and a fresh worker takes its place, so a stuck judge or model server costs one timeout
+        per case instead of stalling the run.
+        """
         t0 = time.perf_counter()
         jobs = [(c, r) for r in range(self.options.repeat) for c in cases]
-        results: list[CaseResult] = []
-        self._started.clear()
-        pool = ThreadPoolExecutor(max_workers=max(1, self.options.concurrency))
-        pending: dict[Future[CaseResult], tuple[EvalCase, int]] = {
-            pool.submit(self._run_case, c, r): (c, r) for c, r in jobs
-        }
-        while pending:
-            done, _ = wait(pending, timeout=0.05, return_when=FIRST_COMPLETED)
-            for f in done:
-                results.append(f.result())
-                del pending[f]
-            now = time.monotonic()
-            for f, (c, r) in list(pending.items()):
-                started = self._started.get((c.id, r))
-                if started is not None and now - started > self.options.timeout_s:
-                    f.cancel()  # it keeps running in its thread; its result is ignored
-                    del pending[f]
-                    results.append(
-                        CaseResult(
-                            case_id=c.id,
-                            repeat=r,
-                            tags=c.tags,
-                            source=c.source,
-                            error=f"timed out after {self.options.timeout_s:g}s",
-                        )
-                    )
-            if progress is not None and done:
-                progress(len(results), len(jobs))
-        pool.shutdown(wait=False, cancel_futures=True)
+        results = _Pool(self, jobs).run(progress)
         order = {c.id: i for i, c in enumerate(cases)}
         results.sort(key=lambda r: (r.repeat, order[r.case_id]))
+        if results and any(r.error and r.error.startswith(_TIMED_OUT) for r in results):
+            self._context_indexes = None  # an abandoned case may still read them; their files go at exit
         self.close()
         report = RunReport(summary=self._summarise(results, cases_path, time.perf_counter() - t0), results=results)
         if self.store is not None:
@@ -319,3 +304,76 @@ class EvalRunner:
             model_calls=sum(1 for r in results for t in r.turns for sc in t.scores if sc.tokens),
             seconds=seconds,
         )
+
+
+class _Pool:
+    """Workers that take cases from a queue; the caller's thread watches each case's deadline.
+
+    A worker whose case ran past its deadline is abandoned (never joined) and replaced.
+    """
+
+    def __init__(self, runner: EvalRunner, jobs: list[tuple[EvalCase, int]]) -> None:
+        self.runner = runner
+        self.jobs = jobs
+        self.todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for i in range(len(jobs)):
+            self.todo.put(i)
+        self.finished: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self.lock = threading.Lock()
+        self.running: dict[int, float] = {}  # job -> monotonic start, while a worker runs it
+        self.results: dict[int, CaseResult] = {}
+        self.abandoned: set[int] = set()
+
+    def _work(self) -> None:
+        while True:
+            try:
+                i = self.todo.get_nowait()
+            except queue.Empty:
+                return
+            case, repeat = self.jobs[i]
+            with self.lock:
+                self.running[i] = time.monotonic()
+            try:
+                result = self.runner._run_case(case, repeat)
+            except Exception as e:  # a bug or an unexpected library error: an error of this case, not of the run
+                result = _blank(case, repeat, f"unexpected {type(e).__name__}: {e}")
+            with self.lock:
+                if i in self.abandoned:
+                    return  # past its deadline: the result is already recorded and a new worker took over
+                del self.running[i]
+                self.results[i] = result
+            self.finished.put(i)
+
+    def _start_worker(self) -> None:
+        threading.Thread(target=self._work, name="tether-eval", daemon=True).start()
+
+    def run(self, progress: Progress | None) -> list[CaseResult]:
+        timeout = self.runner.options.timeout_s
+        for _ in range(min(max(1, self.runner.options.concurrency), len(self.jobs))):
+            self._start_worker()
+        done = 0
+        while done < len(self.jobs):
+            finished = 0
+            try:
+                self.finished.get(timeout=0.05)
+                finished += 1
+                while True:
+                    self.finished.get_nowait()
+                    finished += 1
+            except queue.Empty:
+                pass
+            now = time.monotonic()
+            with self.lock:
+                late = [i for i, started in self.running.items() if now - started > timeout]
+                for i in late:
+                    del self.running[i]
+                    self.abandoned.add(i)
+                    case, repeat = self.jobs[i]
+                    self.results[i] = _blank(case, repeat, f"{_TIMED_OUT} {timeout:g}s (abandoned)")
+            for _ in late:
+                self._start_worker()
+            if finished or late:
+                done += finished + len(late)
+                if progress is not None:
+                    progress(done, len(self.jobs))
+        return [self.results[i] for i in range(len(self.jobs))]

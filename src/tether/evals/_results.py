@@ -42,17 +42,22 @@ class CaseResult(BaseModel):
     repeat: int = 0
     tags: list[str] = Field(default_factory=list)
     source: str = ""
+    flaky: bool = Field(False, description="the case is marked flaky: its regression alone does not fail the gate")
     turns: list[TurnResult] = Field(default_factory=list)
     error: str | None = None
     latency_ms: float = 0.0
 
     @property
     def passed(self) -> bool:
-        return self.error is None and bool(self.turns) and all(t.passed for t in self.turns)
+        """No error, every turn passed, and at least one check applied (a case that checked nothing fails)."""
+        checked = any(s.passed is not None for t in self.turns for s in t.scores)
+        return self.error is None and bool(self.turns) and checked and all(t.passed for t in self.turns)
 
     def explain(self) -> str:
         """Why the case failed, one line per failed check (for assertion messages)."""
         lines = [f"case {self.case_id}: error: {self.error}"] if self.error else []
+        if not self.error and self.turns and not any(s.passed is not None for t in self.turns for s in t.scores):
+            lines.append(f"case {self.case_id}: no check applied to any answer")
         for t in self.turns:
             if t.error:
                 lines.append(f"{t.question!r}: error: {t.error}")

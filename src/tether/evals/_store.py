@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from pathlib import Path
 
 from tether.contracts import Answer
@@ -27,57 +28,61 @@ class EvalStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        # one connection shared by the runner's workers: the lock keeps a transaction (save) from taking in
+        # another thread's statements, and statements from interleaving on the connection
+        self._lock = threading.RLock()
         self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._conn.executescript(_SCHEMA)
 
     def close(self) -> None:
-        self._conn.close()
+        with self._lock:
+            self._conn.close()
 
     # -- cache -------------------------------------------------------------------
     def cached(self, key: str) -> Answer | None:
-        row = self._conn.execute("SELECT answer FROM answer_cache WHERE key=?", (key,)).fetchone()
+        with self._lock:
+            row = self._conn.execute("SELECT answer FROM answer_cache WHERE key=?", (key,)).fetchone()
         return None if row is None else Answer.model_validate_json(row[0])
 
     def cache(self, key: str, answer: Answer) -> None:
-        self._conn.execute(
-            "INSERT OR REPLACE INTO answer_cache(key, answer) VALUES (?, ?)", (key, answer.model_dump_json())
-        )
+        data = answer.model_dump_json()
+        with self._lock:
+            self._conn.execute("INSERT OR REPLACE INTO answer_cache(key, answer) VALUES (?, ?)", (key, data))
 
     # -- runs --------------------------------------------------------------------
     def save(self, report: RunReport) -> None:
         s = report.summary
-        c = self._conn
-        c.execute("BEGIN IMMEDIATE")
-        try:
-            c.execute(
-                "INSERT INTO runs(run_id, created, config_hash, summary) VALUES (?,?,?,?)",
-                (s.run_id, s.created.isoformat(), s.config_hash, s.model_dump_json()),
-            )
-            c.executemany(
-                "INSERT INTO results(run_id, case_id, repeat, passed, result) VALUES (?,?,?,?,?)",
-                [(s.run_id, r.case_id, r.repeat, int(r.passed), r.model_dump_json()) for r in report.results],
-            )
-            c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
+        rows = [(s.run_id, r.case_id, r.repeat, int(r.passed), r.model_dump_json()) for r in report.results]
+        with self._lock:
+            c = self._conn
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                c.execute(
+                    "INSERT INTO runs(run_id, created, config_hash, summary) VALUES (?,?,?,?)",
+                    (s.run_id, s.created.isoformat(), s.config_hash, s.model_dump_json()),
+                )
+                c.executemany("INSERT INTO results(run_id, case_id, repeat, passed, result) VALUES (?,?,?,?,?)", rows)
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
 
     def runs(self, limit: int = 20) -> list[RunSummary]:
-        rows = self._conn.execute("SELECT summary FROM runs ORDER BY created DESC LIMIT ?", (limit,)).fetchall()
+        with self._lock:
+            rows = self._conn.execute("SELECT summary FROM runs ORDER BY created DESC LIMIT ?", (limit,)).fetchall()
         return [RunSummary.model_validate_json(r[0]) for r in rows]
 
     def load(self, run_id: str) -> RunReport:
         """A stored run by id, by unique id prefix, or 'latest' / 'previous'."""
-        rid = self._resolve(run_id)
-        summary = self._conn.execute("SELECT summary FROM runs WHERE run_id=?", (rid,)).fetchone()
-        results = [
-            CaseResult.model_validate_json(r[0])
-            for r in self._conn.execute(
+        with self._lock:
+            rid = self._resolve(run_id)
+            summary = self._conn.execute("SELECT summary FROM runs WHERE run_id=?", (rid,)).fetchone()
+            rows = self._conn.execute(
                 "SELECT result FROM results WHERE run_id=? ORDER BY case_id, repeat", (rid,)
             ).fetchall()
-        ]
+        results = [CaseResult.model_validate_json(r[0]) for r in rows]
         return RunReport(summary=RunSummary.model_validate_json(summary[0]), results=results)
 
     def _resolve(self, run_id: str) -> str:
