@@ -245,7 +245,7 @@ def test_a_policy_withholds_answers_naming_the_rule_and_logs_the_refusal(tmp_pat
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "pay.txt").write_text("Salaries are paid on the 25th of each month by bank transfer.\n")
     (tmp_path / "policy.yaml").write_text(
-        "version: 2\nrules:\n"
+        "version: 2\ndefault: allow\nrules:\n"
         "  - id: salary-questions-need-hr\n    on: answer\n    when: {text_matches: salar}\n"
         "    action: require_approval\n"
         "  - id: secret-data\n    on: answer\n    when: {classification: [secret]}\n    action: deny\n"

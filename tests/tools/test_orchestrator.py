@@ -15,11 +15,13 @@ from typing import Any
 import pytest
 
 from tether.guard import AuditLog
-from tether.tools import CallerProfile, Policy
+from tether.tools import Approvers, CallerProfile, Policy
+from tether.tools._approvals import ApproverConfig, hash_secret
 from tether.tools._ledger_demo import ledger_rows, ledger_tools
 from tether.tools._orchestrator import Orchestrator, Plan, Step
 from tether.tools._schema import Tool
 
+APPROVERS = Approvers([ApproverConfig(id="cara", roles=["manager"], secret_sha256=hash_secret("cara-secret"))])
 CLERK = CallerProfile(name="ana", role="clerk", scopes={"read", "write"})
 FINANCE = CallerProfile(name="bo", role="finance", scopes={"read", "write", "external", "irreversible"})
 
@@ -101,22 +103,23 @@ def test_policy_approval_sees_the_preview_and_a_no_stops_before_the_side_effect(
 
 
 def test_irreversible_tools_always_need_a_human_and_can_be_approved_by_api(tmp_path: Path) -> None:
-    orch, ledger = orchestrator(tmp_path, FINANCE)  # no policy; no approver callback: the API path
+    orch, ledger = orchestrator(tmp_path, FINANCE, approvers=APPROVERS)  # no policy, no callback: the API path
     rec = orch.run(plan(("pay_out", {"entry_id": 1, "iban": "DE00"}), ("budget_left", {"employee": "E-1"})))
     assert rec.status == "awaiting_approval"
     assert [s.status for s in rec.steps] == ["awaiting_approval", "pending"]
     assert "irreversible" in rec.steps[0].detail
     assert orch.resume(rec.run_id).status == "awaiting_approval"  # nothing moves until someone decides
-    done = orch.decide(rec.run_id, 1, approved=True, by="manager:cara")
+    cara = APPROVERS.authenticate("cara", "cara-secret")
+    done = orch.decide(rec.run_id, 1, approved=True, by=cara, step_hash=rec.steps[0].step_hash)
     assert done.status == "done" and [s.status for s in done.steps] == ["done", "done"]
     kinds = [(e.kind, e.payload.get("approver")) for e in AuditLog.open(tmp_path / "audit.db").entries()]
-    assert ("approval", "manager:cara") in kinds
+    assert ("approval", "cara") in kinds
 
 
 def test_an_api_denial_stops_the_run_before_the_side_effect(tmp_path: Path) -> None:
-    orch, ledger = orchestrator(tmp_path, FINANCE)
+    orch, ledger = orchestrator(tmp_path, FINANCE, approvers=APPROVERS)
     rec = orch.run(plan(("pay_out", {"entry_id": 1, "iban": "DE00"})))
-    stopped = orch.decide(rec.run_id, 1, approved=False, by="manager:cara")
+    stopped = orch.decide(rec.run_id, 1, approved=False, by=APPROVERS.authenticate("cara", "cara-secret"))
     assert stopped.status == "stopped" and stopped.steps[0].status == "denied"
     with sqlite3.connect(ledger) as c:
         assert c.execute("SELECT COUNT(*) FROM payouts").fetchone()[0] == 0

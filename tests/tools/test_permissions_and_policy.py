@@ -40,6 +40,7 @@ def test_a_tool_allowlist_narrows_even_granted_scopes() -> None:
 POLICY = """
 version: 4
 default: deny
+roles: [intern, finance, user]
 rules:
   - id: no-irreversible-for-interns
     when: {role: [intern], effects: [irreversible]}
@@ -134,7 +135,7 @@ def test_decisions_carry_the_policy_version_and_a_hash_that_follows_the_rules(po
 )
 def test_a_bad_policy_file_names_the_rule_and_the_problem(tmp_path: Path, body: str, message: str) -> None:
     p = tmp_path / "bad.yaml"
-    p.write_text(textwrap.dedent(body))
+    p.write_text("default: deny\n" + textwrap.dedent(body))
     with pytest.raises(ConfigError, match=message):
         Policy.load(p)
 
@@ -158,7 +159,7 @@ def test_policy_rules_see_the_tools_data_classification(tmp_path: Path) -> None:
 
     p = tmp_path / "policy.yaml"
     p.write_text(
-        "rules:\n  - id: confidential-needs-approval\n    when: {classification: [confidential]}\n"
+        "default: allow\nrules:\n  - id: confidential-needs-approval\n    when: {classification: [confidential]}\n"
         "    action: require_approval\n"
     )
     hr = CallerProfile(name="hr", clearance={"internal", "confidential"})

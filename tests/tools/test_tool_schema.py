@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import pytest
 from pydantic import BaseModel
 
-from tether.tools import ToolValidationError, tool
+from tether.tools import Lax, ToolValidationError, tool
 
 
 class Receipt(BaseModel):
@@ -47,8 +47,22 @@ def test_the_schema_comes_from_type_hints_and_docstring() -> None:
     assert record_expense.effects == {"write"}
 
 
-def test_valid_arguments_are_coerced_and_the_result_is_checked() -> None:
-    assert record_expense.call({"amount": "12.50"}) == Receipt(id=7, status="recorded")
+def test_valid_arguments_are_validated_strictly_and_the_result_is_checked() -> None:
+    assert record_expense.call({"amount": 12}) == Receipt(id=7, status="recorded")
+    assert record_expense.canonical_args({"amount": 12}) == {"amount": 12.0, "category": "travel"}
+    with pytest.raises(ToolValidationError, match="amount"):
+        record_expense.call({"amount": "12.50"})  # no string-to-number coercion unless a field opts in
+
+
+def test_a_parameter_can_opt_in_to_lax_parsing_and_stays_finite() -> None:
+    @tool
+    def lax(amount: Annotated[float, Lax]) -> float:
+        """Lax amount."""
+        return amount
+
+    assert lax.call({"amount": "12.50"}) == 12.5
+    with pytest.raises(ToolValidationError, match="finite"):
+        lax.call({"amount": "1e309"})
 
 
 def test_invalid_arguments_come_back_as_structured_feedback() -> None:

@@ -21,7 +21,7 @@ def test_the_expense_demo_plans_approves_refuses_retries_once_and_verifies(tmp_p
     assert [s["status"] for s in steps] == ["done", "done", "done", "refused"]
     assert steps[1]["attempts"] == 2  # the lost acknowledgement was retried ...
     assert [row[2] for row in out["ledger"]] == [120.0, 900.0]  # ... and written once
-    assert steps[2]["detail"].startswith("approved (policy: rule big-expenses-need-approval")
+    assert steps[2]["detail"].startswith("approved by cara (policy: rule big-expenses-need-approval")
     assert "outside ana's scopes" in steps[3]["detail"]
     assert out["audit"]["ok"]
 

@@ -16,13 +16,39 @@ _DEMO_POLICY = """\
 # Policy for the expense demo: evaluated before every tool call; the first matching rule decides.
 version: 1
 default: allow
+roles: [clerk, manager]
+approval:
+  separation_of_duties: true     # whoever asked for a step cannot approve it
+  roles: [manager]
+approvers:                       # secrets are in approver-secrets.json beside this file (demo only)
+  - {{id: cara, roles: [manager], secret_sha256: {cara}}}
+  - {{id: ana, roles: [manager], secret_sha256: {ana}}}
 rules:
   - id: big-expenses-need-approval
     description: expenses over 500 EUR need a manager's approval
     tool: record_expense
-    when: {args: {amount: {gt: 500}}}
+    when: {{args: {{amount: {{gt: 500}}}}}}
     action: require_approval
 """
+
+
+def _demo_policy(folder: Path) -> tuple[Path, dict[str, str]]:
+    """The demo policy and its approvers' secrets (made once, with fresh random secrets)."""
+    import os
+    import secrets
+
+    from tether.tools import hash_secret
+
+    policy_path, secrets_path = folder / "policy.yaml", folder / "approver-secrets.json"
+    if not policy_path.exists() or not secrets_path.exists():
+        keys = {who: secrets.token_urlsafe(24) for who in ("cara", "ana")}
+        fd = os.open(secrets_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(keys, f)
+        policy_path.write_text(
+            _DEMO_POLICY.format(**{who: hash_secret(k) for who, k in keys.items()}), encoding="utf-8"
+        )
+    return policy_path, json.loads(secrets_path.read_text(encoding="utf-8"))
 
 
 @tools_app.command("demo")
@@ -32,34 +58,40 @@ def tools_demo(
     ),
     yes: Annotated[bool, typer.Option("--yes", help="approve every approval request without asking")] = False,
     no: Annotated[bool, typer.Option("--no", help="deny every approval request without asking")] = False,
+    approve_as: Annotated[
+        str, typer.Option("--approve-as", help="the approver who answers (cara; ana asked, so she may not)")
+    ] = "cara",
     as_json: JsonOpt = False,
 ) -> None:
     """An expense-approval flow on a real SQLite ledger.
 
     A clerk's plan: check the budget, record a taxi (its first acknowledgement is lost, so it is retried
     with the same idempotency key and written once), record a 900 EUR hotel (policy: needs approval, with a
-    preview), then pay out (refused: the clerk may not move money). Ends with `tether audit verify`."""
+    preview, approved by an authenticated manager other than the clerk), then pay out (refused: the clerk may
+    not move money). Ends with `tether audit verify`."""
+    from tether.errors import TetherError
     from tether.guard import AuditLog
-    from tether.tools import CallerProfile, Policy
+    from tether.tools import CallerProfile, Identity, Policy
     from tether.tools._ledger_demo import ledger_rows, ledger_tools
     from tether.tools._orchestrator import Orchestrator, Plan, Step
 
     folder.mkdir(parents=True, exist_ok=True)
-    policy_path = folder / "policy.yaml"
-    if not policy_path.exists():
-        policy_path.write_text(_DEMO_POLICY, encoding="utf-8")
+    policy_path, demo_secrets = _demo_policy(folder)
     policy = Policy.load(policy_path)
+    if approve_as not in demo_secrets:
+        raise TetherError(f"--approve-as {approve_as!r}: the demo's approvers are {', '.join(demo_secrets)}")
     audit = AuditLog.open(folder / "audit.db")
 
-    def approver(step: Any, tool: Any, preview: Any, reason: str) -> bool:
-        if yes or no:
-            return yes
-        if as_json or not sys.stdin.isatty():
-            return False
-        out.print(f"[bold]approval needed[/] for step {step.n} {tool.name}: {escape(reason)}")
-        if preview is not None:
-            out.print(f"  preview: {escape(str(preview))}")
-        return typer.confirm("  approve?", default=False)
+    def approver(step: Any, tool: Any, preview: Any, reason: str) -> Identity | None:
+        if no or not (yes or (not as_json and sys.stdin.isatty())):
+            return None
+        if not yes:
+            out.print(f"[bold]approval needed[/] for step {step.n} {tool.name}: {escape(reason)}")
+            if preview is not None:
+                out.print(f"  preview: {escape(str(preview))}")
+            if not typer.confirm(f"  approve as {approve_as}?", default=False):
+                return None
+        return policy.approvers.authenticate(approve_as, demo_secrets[approve_as])
 
     profile = CallerProfile(name="ana", role="clerk", scopes={"read", "write"})
     orch = Orchestrator(

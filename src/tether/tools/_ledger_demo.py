@@ -5,11 +5,12 @@ from __future__ import annotations
 import sqlite3
 import uuid
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
 from tether.errors import TetherError, TransientError
-from tether.tools._schema import Tool, tool
+from tether.tools._schema import IdempotencyConflictError, Tool, tool, tool_sqlite
 
 
 class Entry(BaseModel):
@@ -31,8 +32,8 @@ def ledger_tools(db: Path, *, lose_first_ack: bool = False) -> list[Tool]:
         c.execute("CREATE TABLE IF NOT EXISTS payouts (entry_id INTEGER NOT NULL, idempotency_key TEXT UNIQUE)")
     lost = {"done": not lose_first_ack}
 
-    def _connect() -> sqlite3.Connection:
-        return sqlite3.connect(db, timeout=10)
+    def _connect() -> Any:
+        return tool_sqlite(db)  # read-only inside a tool declared `read` (and inside every preview)
 
     @tool(effects=["read"])
     def budget_left(employee: str) -> float:
@@ -70,6 +71,11 @@ def ledger_tools(db: Path, *, lose_first_ack: bool = False) -> list[Tool]:
             row = c.execute(
                 "SELECT id, employee, amount, status FROM entries WHERE idempotency_key=?", (idempotency_key,)
             ).fetchone()
+            if (row[1], float(row[2])) != (employee, float(amount)):
+                raise IdempotencyConflictError(
+                    f"idempotency key {idempotency_key} already recorded {row[2]} for {row[1]}, "
+                    f"not {amount} for {employee}"
+                )
         if not lost["done"]:
             lost["done"] = True
             raise TransientError("connection reset after the write (the acknowledgement was lost)")
