@@ -85,19 +85,25 @@ class _VectorCache:
         self._lock = threading.Lock()
 
     def get(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        """Vectors of ``texts`` in order; unseen texts are embedded (outside the lock) and remembered.
+
+        Another thread may evict a text between the first look and the last: the vectors this call holds
+        stand in for it (never a KeyError), and it is remembered again.
+        """
         with self._lock:
-            todo = list(dict.fromkeys(t for t in texts if t not in self._d))
-        new = self.embedder.embed(todo) if todo else None  # the model runs outside the lock
+            known = {t: self._d[t] for t in dict.fromkeys(texts) if t in self._d}
+        todo = [t for t in dict.fromkeys(texts) if t not in known]
+        if todo:  # the model runs outside the lock
+            known.update(zip(todo, self.embedder.embed(todo), strict=True))
         with self._lock:
-            if new is not None:
-                for t, v in zip(todo, new, strict=True):
-                    self._d[t] = v
-            got = [self._d[t] for t in texts] if texts else []
-            for t in texts:
+            for t, v in known.items():
+                self._d[t] = v
                 self._d.move_to_end(t)
             while len(self._d) > self.size:
                 self._d.popitem(last=False)
-        return np.stack(got) if got else np.zeros((0, self.embedder.dim), np.float32)
+        if not texts:
+            return np.zeros((0, self.embedder.dim), np.float32)
+        return np.stack([known[t] for t in texts])
 
 
 def with_list(c: Candidate) -> Candidate:

@@ -45,4 +45,5 @@ class StoreIdf:
                 counts = self.store.term_document_counts(todo)
                 for w in todo:
                     self._idf[w] = idf_value(counts.get(w, 0), self._n)
-            return self._idf, idf_value(0, self._n)
+            # a copy of the asked words' weights: the cache itself changes under other threads
+            return {w: self._idf[w] for w in dict.fromkeys(ws) if w in self._idf}, idf_value(0, self._n)

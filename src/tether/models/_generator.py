@@ -68,6 +68,7 @@ class OpenAICompatGenerator:
         if not self.base_url.endswith("/v1"):
             self.base_url += "/v1"
         self.model_id = model
+        self.timeout_s = timeout_s
         self.retries = retries
         self.temperature = temperature
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -159,13 +160,25 @@ class OpenAICompatGenerator:
             raise ModelError(f"model server answered {r.status_code}: {r.text[:300]}")
 
     def _once(self, body: dict[str, Any]) -> Completion:
+        """One request. ``timeout_s`` bounds each read and also the whole reply: a server that trickles a byte
+        at a time cannot hold a call (and the request it serves) for longer than that."""
         url = f"{self.base_url}/chat/completions"
+        deadline = time.monotonic() + self.timeout_s
         try:
-            r = self._client.post(url, json=body)
+            with self._client.stream("POST", url, json=body) as r:
+                parts: list[bytes] = []
+                for part in r.iter_bytes():
+                    parts.append(part)
+                    if time.monotonic() > deadline:
+                        raise TransientError(
+                            f"model server at {self.base_url} did not finish its reply within {self.timeout_s:g}s"
+                        )
+                content = b"".join(parts)
         except httpx.TimeoutException:
             raise TransientError(f"model server at {self.base_url} timed out") from None
         except httpx.TransportError as e:
             raise TransientError(f"model server at {self.base_url} is unreachable ({e})") from None
+        r = httpx.Response(r.status_code, headers=r.headers, content=content, request=r.request)
         self._raise_for_status(r, url)
         try:
             data = r.json()

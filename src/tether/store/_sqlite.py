@@ -99,6 +99,14 @@ def _fts_quote(term: str) -> str:
     return '"' + term.replace('"', '""') + '"'
 
 
+def _connect(path: Path) -> sqlite3.Connection:
+    """A connection to the index file with the settings every connection needs (the journal mode is the file's)."""
+    conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
 class SQLiteStore:
     """The embedded default: one SQLite file with FTS5 (BM25) and float32 vectors.
 
@@ -111,7 +119,13 @@ class SQLiteStore:
         self._batch: list[NewDocument] | None = None  # documents written in the open batch()
         self._batch_cut = False  # a document of the batch is part-written
         self._pending_id: int | None = None  # next chunk id, while a transaction's writes defer their meta
-        self._conn = conn
+        # One connection per thread: a transaction (a writer's batch, a reader's snapshot) belongs to the thread
+        # that opened it, so one thread's statements never run inside, commit or roll back another's.
+        self._local = threading.local()
+        self._local.conn = conn
+        self._conns: list[sqlite3.Connection] = [conn]
+        self._conns_lock = threading.Lock()
+        self._closed = False
         self.path = path
         self.ann_threshold = ann_threshold
         self._ann: AnnIndex | None = None
@@ -132,10 +146,8 @@ class SQLiteStore:
                 raise IndexMissingError(f"no index at {p}; run `tether ingest PATH` first")
             p.parent.mkdir(parents=True, exist_ok=True)
         try:
-            conn = sqlite3.connect(str(p), timeout=30.0, isolation_level=None, check_same_thread=False)
+            conn = _connect(p)
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
             conn.executescript(_SCHEMA)
         except sqlite3.DatabaseError as e:
             raise IndexMismatchError(f"{p} is not a Tether index ({e}); move it away or set index.path") from None
@@ -150,11 +162,28 @@ class SQLiteStore:
             )
         return store
 
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        """This thread's connection to the index (opened on a thread's first use; all closed by :meth:`close`)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            with self._conns_lock:
+                if self._closed:
+                    raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+                conn = _connect(self.path)
+                self._conns.append(conn)
+            self._local.conn = conn
+        return conn
+
     def close(self) -> None:
         if self._lexical is not None:
             self._lexical.close()
             self._lexical = None
-        self._conn.close()
+        with self._conns_lock:
+            self._closed = True
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            conn.close()
 
     def __enter__(self) -> SQLiteStore:
         return self
