@@ -11,6 +11,7 @@ from tether.contracts import Answer, Hit, IngestSummary, SearchFilters, StoreSta
 from tether.errors import IndexMissingError, RequestError
 from tether.ingest import ingest_paths
 from tether.ingest._pipeline import BATCH_CHUNKS, Progress
+from tether.ingest._progress import Listener
 from tether.models import OnnxEmbedder, load_embedder
 from tether.retrieve import Mode, Retriever
 from tether.store import SQLiteStore
@@ -152,11 +153,16 @@ class Tether:
         tags: list[str] | None = None,
         progress: Progress | None = None,
         batch_size: int = BATCH_CHUNKS,
+        on_progress: Listener | None = None,
     ) -> IngestSummary:
         """Ingest files and folders incrementally (unchanged files are skipped by content hash).
 
         ``batch_size`` chunks are embedded together, then their documents are written in one
-        transaction, each document all or nothing.
+        transaction, each document all or nothing. A path that does not exist is an
+        :class:`~tether.errors.IngestError` before anything is ingested; a second ingest into the same
+        index waits for the first. ``progress(done, total, path)`` is called as each file is queued;
+        ``on_progress`` receives an :class:`~tether.ingest.IngestProgress` (chunks embedded, ETA) after
+        each step.
         """
         return ingest_paths(
             [Path(p) for p in paths],
@@ -166,6 +172,7 @@ class Tether:
             tags=tags,
             progress=progress,
             batch_size=batch_size,
+            on_progress=on_progress,
         )
 
     def search(

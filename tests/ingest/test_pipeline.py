@@ -14,6 +14,7 @@ import pytest
 from tether._api import Tether
 from tether.config import ChunkSettings, EmbeddingSettings, IngestSettings, RetrievalSettings
 from tether.contracts import IngestSummary, SearchFilters
+from tether.errors import IngestError
 from tether.ingest import ingest_paths
 from tether.models import OnnxEmbedder, load_embedder
 from tether.retrieve import Retriever
@@ -168,9 +169,11 @@ def test_hidden_files_and_folders_are_not_ingested(tmp_path: Path, store: SQLite
     assert found(store, "zeppelin") == set()
 
 
-def test_a_missing_path_is_skipped_with_a_reason(tmp_path: Path, ingest) -> None:
-    summary = ingest(tmp_path / "nowhere")
-    assert [s.reason for s in summary.skipped] == ["does not exist"]
+def test_a_missing_path_is_an_error_before_anything_is_ingested(tmp_path: Path, store: SQLiteStore, ingest) -> None:
+    docs = write_corpus(tmp_path / "docs")
+    with pytest.raises(IngestError, match=r"nowhere: no such file or folder \(nothing was ingested\)"):
+        ingest(docs, tmp_path / "nowhere")
+    assert store.paths() == []
 
 
 def test_progress_is_reported_once_per_file(tmp_path: Path, store: SQLiteStore, embedder: OnnxEmbedder) -> None:

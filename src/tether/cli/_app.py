@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 from rich.markup import escape
@@ -19,9 +20,20 @@ app.registered_commands.sort(
 )
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that it unwinds as Ctrl-C does: open transactions roll back,
+    what was committed stays, worker processes are ended. (A BaseException, so that no ``except Exception``
+    swallows it, and not a KeyboardInterrupt, which typer turns into a silent exit 130.)"""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
 def main() -> None:
     """Entry point: user errors print one clear line and exit 2, never a traceback."""
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # damaged PDFs are reported as skipped files
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         app()  # standalone mode: usage errors print help and exit 2
     except TetherError as e:
@@ -30,3 +42,7 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+    except _Terminated:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM does not interrupt the exit
+        err.print("terminated (SIGTERM): what was finished is kept")
+        sys.exit(143)

@@ -3,18 +3,35 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
 from tether._api import Tether
-from tether.cli._common import ConfigOpt, JsonOpt, _emit_json, _progress, _rel, app, err, out
+from tether.cli._common import ConfigOpt, JsonOpt, _emit_json, _rel, app, err, out
 from tether.cli._query import _print_answer
 from tether.config import DEFAULT_CONFIG_NAME, default_yaml
 from tether.errors import TetherError
+from tether.ingest import IngestProgress, ProgressPrinter
+from tether.ingest._progress import Listener
+
+PLAIN_EVERY_S = 5.0  # seconds between plain progress lines
+JSON_EVERY_S = 0.5  # seconds between JSON progress objects
+
+
+class ProgressMode(StrEnum):
+    auto = "auto"
+    bar = "bar"
+    plain = "plain"
+    json = "json"
+    none = "none"
 
 
 @app.command()
@@ -40,22 +57,31 @@ def ingest(
     tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="tag the documents (repeatable)")] = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress (same as --progress none)")] = False,
+    progress_mode: Annotated[
+        ProgressMode,
+        typer.Option(
+            "--progress",
+            help="progress on stderr, counted in chunks embedded: auto (a bar on a terminal, else a line every "
+            "few seconds; none with --json or -q), bar, plain, json (one JSON object per line) or none",
+        ),
+    ] = ProgressMode.auto,
 ) -> None:
     """Parse, chunk, dedupe, embed and index documents (incremental).
 
     Unchanged files are skipped by content hash, changed files replaced atomically, deleted files
-    removed. Files that cannot be read or parsed are skipped with a one-line reason."""
+    removed. Files that cannot be read or parsed, are not regular files or are links out of the folder
+    are skipped with a one-line reason. A path that does not exist is an error. A second ingest into the
+    same index waits for the first."""
+    mode = progress_mode.value
+    if mode == "auto":
+        mode = "none" if quiet or as_json else "bar" if err.is_terminal else "plain"
     t = Tether.open(config)
-    show = not (quiet or as_json) and err.is_terminal
-    with _progress("[bold]ingest", disable=not show, detail=True) as bar:
-        task = bar.add_task("", total=None)
-
-        def progress(done: int, total: int, path: str) -> None:
-            bar.update(task, completed=done, total=total, description=escape(Path(path).name[:40]))
-
-        summary = t.ingest(list(paths), tags=tag, progress=progress)
-    t.close()
+    try:
+        with _listener(mode) as listener:
+            summary = t.ingest(list(paths), tags=tag, on_progress=listener)
+    finally:
+        t.close()
     if as_json:
         _emit_json(summary)
         return
@@ -69,6 +95,38 @@ def ingest(
         out.print(f"  [yellow]skipped[/] {escape(_rel(s.path))}: {escape(s.reason)}")
     if len(summary.skipped) > 20:
         out.print(f"  ... and {len(summary.skipped) - 20} more skipped (see --json)")
+
+
+@contextmanager
+def _listener(mode: str) -> Iterator[Listener]:
+    """What shows an ingest's progress on stderr in ``mode``; a wait for another ingest is always shown."""
+    if mode in ("plain", "json"):
+        yield ProgressPrinter(
+            sys.stderr, "json" if mode == "json" else "plain", PLAIN_EVERY_S if mode == "plain" else JSON_EVERY_S
+        )
+        return
+    if mode == "none":
+
+        def waits_only(p: IngestProgress) -> None:
+            if p.stage == "waiting":
+                err.print(escape(p.line()), soft_wrap=True)
+
+        yield waits_only
+        return
+    columns = [TextColumn("[bold]ingest"), BarColumn(), TextColumn("{task.fields[info]}")]
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task("", total=None, info="")
+
+        def show(p: IngestProgress) -> None:
+            if p.stage == "waiting":
+                bar.console.print(escape(p.line()), soft_wrap=True)
+                return
+            info = p.line().removeprefix("ingest: ")
+            if p.path and p.stage != "done":
+                info += f"  {Path(p.path).name[:40]}"
+            bar.update(task, completed=p.chunks_done, total=p.chunks_total or None, info=escape(info))
+
+        yield show
 
 
 @app.command()
@@ -110,9 +168,8 @@ def demo(
     t = Tether.open(cfg)
     if not as_json:
         out.print(f"[bold]1. ingest[/] {n} topics of the Python reference manual from pydoc_data into {folder}/")
-    with _progress("[bold]ingest", disable=as_json or not err.is_terminal) as bar:
-        task = bar.add_task("", total=None)
-        summary = t.ingest([corpus], progress=lambda d, total, _p: bar.update(task, completed=d, total=total))
+    with _listener("none" if as_json or not err.is_terminal else "bar") as listener:
+        summary = t.ingest([corpus], on_progress=listener)
     answers = [t.ask(q) for q in DEMO_QUESTIONS]
     t.close()
     if as_json:

@@ -23,6 +23,8 @@ index:
 ingest:
   extensions: [.md, .markdown, .txt, .rst, .html, .htm, .pdf, .csv, .tsv]
   max_file_mb: 50               # larger files are skipped with a reason
+  max_chunks_per_file: 5000     # a file cut into more chunks is skipped with a reason (~5 MB of text)
+  follow_symlinks: false        # true: follow links out of the ingested folders (false: skip them, say why)
   workers: auto                 # processes that parse/chunk/hash beside the writer (auto: cores - 1; 0: none)
   chunk:
     max_tokens: 200             # token budget of one chunk (MiniLM reads at most 256)

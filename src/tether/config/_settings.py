@@ -41,6 +41,12 @@ class IngestSettings(_Strict):
         default_factory=lambda: [".md", ".markdown", ".txt", ".rst", ".html", ".htm", ".pdf", ".csv", ".tsv"]
     )
     max_file_mb: float = Field(50.0, gt=0, description="larger files are skipped with a reason")
+    max_chunks_per_file: int = Field(
+        5000, ge=1, description="a file cut into more chunks is skipped with a reason (5000: about 5 MB of text)"
+    )
+    follow_symlinks: bool = Field(
+        False, description="follow symbolic links that lead out of the ingested folders (false: skip them)"
+    )
 
     @field_validator("extensions")
     @classmethod

@@ -3,7 +3,8 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,14 +16,14 @@ from tether.config import IngestSettings
 from tether.contracts import Chunk, IngestSummary, SkippedFile
 from tether.errors import IndexMismatchError, IngestError
 from tether.ingest._dedupe import DEFAULT_SCHEME, LEGACY_SCHEME, Scheme, estimated_jaccard, lsh_params
+from tether.ingest._files import Source, reachable, read_regular
 from tether.ingest._prepare import Job, Prepared, Recipe, default_workers, prepare, prepare_all
+from tether.ingest._progress import Tracker
 from tether.models import Embedder
 from tether.store import NewChunk, NewDocument, SQLiteStore
 
 Progress = Callable[[int, int, str], None]
-"""Called as ``progress(done, total, path)`` after each file."""
-
-_SKIP_DIRS = {".git", ".hg", ".svn", ".tether", "__pycache__", "node_modules", ".venv", "venv"}
+"""Called as ``progress(done, total, path)`` after each file is queued (see also :class:`IngestProgress`)."""
 
 
 def embedding_text(title: str, section: list[str], text: str) -> str:
@@ -31,30 +32,19 @@ def embedding_text(title: str, section: list[str], text: str) -> str:
     return f"{head}\n{text}" if head else text
 
 
-def discover(paths: Iterable[Path]) -> Iterator[tuple[Path, str | None]]:
-    """Yield (file, reason-to-skip or None) for every file under ``paths``; hidden folders are not entered."""
-    for root in paths:
-        if not root.exists():
-            yield root, "does not exist"
-            continue
-        if root.is_file():
-            yield root, None
-            continue
-        if not os.access(root, os.R_OK | os.X_OK):
-            yield root, "unreadable folder: permission denied"
-            continue
-        for dirpath, dirnames, filenames in os.walk(root, onerror=None):
-            dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))
-            for name in sorted(filenames):
-                if not name.startswith("."):
-                    yield Path(dirpath) / name, None
-
-
 BATCH_CHUNKS = 512
 """Chunks embedded together and then written in one transaction (each document still all or nothing).
 Fewer, larger commits cost less: SciFact's index writes took 1.27-1.64 s at 512 against 1.44-1.85 s at
 128, and the lexical index, with fewer FTS5 segments to read, 0.47-0.62 against 0.62-0.75 s; at 2,048 the
 workers wait while a batch is written."""
+
+EMBED_STEP = 64
+"""Chunks embedded per call while an ingest reports progress (a multiple of ``embedding.batch_size``'s
+usual values, so that the model sees the same length-sorted batches as in one call)."""
+
+BIG_FILE_BYTES = 1024 * 1024
+"""A file this large takes seconds to cut (a 20 MB one, ten): the documents queued before it are written
+first. (With workers, those whose batch of files came back from a worker before the big file's batch.)"""
 
 _MAX_WRITTEN_KEYS = 1_000_000
 """LSH keys an ingest keeps in memory (about 80 MB) before it asks the store which keys are stored."""
@@ -126,25 +116,9 @@ class Ingestor:
         self._written_keys: set[bytes] | None = None if store.has_chunks() else set()
         self._written_generation = store.generation
         self.summary = IngestSummary()
+        self.tracker: Tracker | None = None  # told of the work as it is done (set by ingest_paths)
 
     # -- one file --------------------------------------------------------------
-    def _read(self, path: Path) -> bytes:
-        limit = int(self.settings.max_file_mb * 1024 * 1024)
-        try:
-            size = path.stat().st_size
-        except OSError as e:
-            raise IngestError(f"unreadable: {e.strerror or e}") from None
-        if size > limit:
-            raise IngestError(
-                f"too large ({size / 1024 / 1024:.1f} MB > ingest.max_file_mb {self.settings.max_file_mb:g})"
-            )
-        try:
-            return path.read_bytes()
-        except PermissionError:
-            raise IngestError("unreadable: permission denied") from None
-        except OSError as e:
-            raise IngestError(f"unreadable: {e.strerror or e}") from None
-
     def _duplicate_of(
         self, sig: npt.NDArray[np.uint64], keys: list[bytes], path: str, stored: set[bytes]
     ) -> _Ref | None:
@@ -163,14 +137,16 @@ class Ingestor:
         found = self.store.near_duplicates(keys, sig, th, exclude_path=path)
         return found[0] if found else None
 
-    def _file_job(self, path: Path, tags: list[str] | None) -> Job:
+    def _file_job(self, source: Source, tags: list[str] | None) -> Job:
         """What the ingest knows of a file before parsing it: read, hashed, and compared with the stored copy."""
-        key = str(path.resolve())
+        path, key = source.path, source.key
         suffix = path.suffix.lower()
+        if source.reason is not None:
+            return Job(key=key, source=path, data=None, skip=source.reason)
         if suffix not in self.settings.extensions:
             return Job(key=key, source=path, data=None, skip=f"unsupported file type '{suffix or '(none)'}'")
         try:
-            data = self._read(path)
+            data = read_regular(path, self.settings.max_file_mb, follow=source.link)
             mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
         except IngestError as e:
             return Job(key=key, source=path, data=None, skip=str(e))
@@ -209,9 +185,10 @@ class Ingestor:
             tags=list(tags or []),
         )
 
-    def add_file(self, path: Path, tags: list[str] | None = None) -> None:
-        """Parse and queue one file; skipped files are recorded in the summary with their reason."""
-        job = self._file_job(path, tags)
+    def add_file(self, path: Path, tags: list[str] | None = None, *, key: str | None = None) -> None:
+        """Parse and queue one file (stored under ``key``, by default its resolved path); skipped files are
+        recorded in the summary with their reason. The file is read even if it is a link."""
+        job = self._file_job(Source(path, key or str(path.resolve()), link=True), tags)
         self._accept(job, prepare(job, self._recipe))
 
     def add_record(
@@ -228,11 +205,24 @@ class Ingestor:
 
         ``on_done(path)`` is called as each file is queued (in order).
         """
-        jobs = (self._file_job(f, tags) for f in files)
-        for job, prepared in prepare_all(jobs, self._recipe, self.workers):
-            self._accept(job, prepared)
-            if on_done is not None:
-                on_done(job.source)
+        self.add_sources((Source(f, str(f.resolve()), link=True) for f in files), tags, on_done=on_done)
+
+    def add_sources(
+        self, sources: Iterable[Source], tags: list[str] | None = None, *, on_done: Callable[[Path], None] | None = None
+    ) -> None:
+        """:meth:`add_files` of files found by :func:`~tether.ingest.discover` (each with its key, and the
+        reason it is skipped, if any)."""
+        jobs = (self._file_job(s, tags) for s in sources)
+        with closing(prepare_all(jobs, self._recipe, self.workers, before=self._before_prepare)) as prepared_all:
+            for job, prepared in prepared_all:
+                self._accept(job, prepared)
+                if on_done is not None:
+                    on_done(job.source)
+
+    def _before_prepare(self, job: Job) -> None:
+        """Write what is queued before a big file is cut (that takes seconds: ten for 20 MB)."""
+        if self._pending and job.data is not None and len(job.data) >= BIG_FILE_BYTES:
+            self.flush()
 
     def add_records(
         self,
@@ -246,10 +236,11 @@ class Ingestor:
         ``on_done(key)`` is called as each record is queued (in order).
         """
         jobs = (self._record_job(k, title, text, None, tags) for k, title, text in records)
-        for job, prepared in prepare_all(jobs, self._recipe, self.workers):
-            self._accept(job, prepared)
-            if on_done is not None:
-                on_done(job.key)
+        with closing(prepare_all(jobs, self._recipe, self.workers)) as prepared_all:
+            for job, prepared in prepared_all:
+                self._accept(job, prepared)
+                if on_done is not None:
+                    on_done(job.key)
 
     def _accept(self, job: Job, prepared: Prepared) -> None:
         """Queue a prepared document (or record why it was skipped, or that it is unchanged)."""
@@ -262,11 +253,16 @@ class Ingestor:
             self.summary.unchanged += 1
             if job.tags:
                 self.store.add_tags(job.key, job.tags)
+            self._seen(job)
             return
         if prepared.error is not None:
             self._skip_job(job, prepared.error)
             return
         self._queue(job, prepared)
+
+    def _seen(self, job: Job) -> None:
+        if self.tracker is not None:
+            self.tracker.seen(job.key, 0, finished=True)
 
     def _queue(self, job: Job, prepared: Prepared) -> None:
         chunks = prepared.chunks
@@ -274,7 +270,13 @@ class Ingestor:
         if not chunks:
             self._skip_job(job, "no text to index")
             return
+        cap = self.settings.max_chunks_per_file
+        if len(chunks) > cap:
+            self._skip_job(job, f"too many chunks ({len(chunks)} > ingest.max_chunks_per_file {cap})")
+            return
         assert prepared.parsed is not None and prepared.signatures is not None
+        if self._pending and len(chunks) >= self.batch_size:
+            self.flush()  # a document that fills a batch alone: what is queued before it is written first
         t0 = time.perf_counter()
         kept: list[Chunk] = []
         sigs: list[npt.NDArray[np.uint64]] = []
@@ -294,6 +296,8 @@ class Ingestor:
             sigs.append(sig)
             bands.append(keys)
         self.summary.dedupe_seconds += time.perf_counter() - t0
+        if self.tracker is not None:
+            self.tracker.seen(key, len(kept), finished=False)
         self._pending.append(
             _Pending(
                 path=key,
@@ -325,6 +329,7 @@ class Ingestor:
     def _skip_job(self, job: Job, reason: str) -> None:
         """Record a skipped document under the name its caller gave it (a file's path, a record's key)."""
         self._skip(job.source if job.title is None else Path(job.key), reason)
+        self._seen(job)
 
     def _skip(self, path: Path, reason: str) -> None:
         self.summary.skipped.append(SkippedFile(path=str(path), reason=reason))
@@ -335,7 +340,7 @@ class Ingestor:
             return
         texts = [embedding_text(p.title, c.section, c.text) for p in self._pending for c in p.chunks]
         t0 = time.perf_counter()
-        vectors = self.embedder.embed(texts) if texts else np.zeros((0, self.embedder.dim), np.float32)
+        vectors = self._embed(texts)
         t1 = time.perf_counter()
         self.summary.embed_seconds += t1 - t0
         self.store.check_embedding(self.embedder.model_id, self.embedder.dim)
@@ -349,8 +354,25 @@ class Ingestor:
             raise
         self._remember_keys(before)
         self.summary.index_seconds += time.perf_counter() - t1
+        if self.tracker is not None:
+            self.tracker.written(len(self._pending))
         self._pending.clear()
         self._pending_bands.clear()
+
+    def _embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        """The texts' vectors; with a tracker, :data:`EMBED_STEP` at a time in length order (the order the
+        embedder batches them in), reporting each step."""
+        if not texts:
+            return np.zeros((0, self.embedder.dim), np.float32)
+        if self.tracker is None:
+            return self.embedder.embed(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.zeros((len(texts), self.embedder.dim), np.float32)
+        for at in range(0, len(order), EMBED_STEP):
+            idx = order[at : at + EMBED_STEP]
+            out[idx] = self.embedder.embed([texts[i] for i in idx])
+            self.tracker.embedded(len(idx))
+        return out
 
     def _remember_keys(self, before: int) -> None:
         """Add the written batch's keys to those this ingest wrote, if its commit is the only one since
@@ -372,6 +394,13 @@ class Ingestor:
     def _write_pending(self, vectors: npt.NDArray[np.float32], written: dict[tuple[str, int], int]) -> None:
         i = 0
         for p in self._pending:
+            if self.store.document_hash(p.path) == p.content_hash:
+                # another ingest stored this very content since it was read: nothing to write or count twice
+                self.summary.unchanged += 1
+                for cid, ordinal in self.store.chunk_ords(p.path):
+                    written[(p.path, ordinal)] = cid
+                i += len(p.chunks)
+                continue
             new_chunks = []
             for ch, sig, keys in zip(p.chunks, p.signatures, p.bands, strict=True):
                 new_chunks.append(
@@ -416,64 +445,28 @@ class Ingestor:
             self.summary.duplicates_removed += len(p.duplicates)
 
     def remove_missing(self, roots: list[Path], seen: set[str]) -> None:
-        """Delete stored documents under a folder root whose files are gone."""
-        prefixes = [str(r.resolve()) + os.sep for r in roots if r.is_dir()]
+        """Delete the stored documents under a folder root that this ingest did not find: their file is
+        gone, is no longer a regular file, or is reached through a link it may not follow."""
+        prefixes = [os.path.realpath(r) + os.sep for r in roots if r.is_dir()]
         if not prefixes:
             return
+        follow = self.settings.follow_symlinks
         for stored in self.store.paths():
             if (
                 stored not in seen
                 and any(stored.startswith(px) for px in prefixes)
-                and not Path(stored).exists()
+                and not reachable(stored, follow_symlinks=follow)
                 and self.store.delete_document(stored)
             ):
                 self.summary.removed += 1
 
     def refresh_stale(self, rounds: int = 3) -> None:
         """Re-ingest files whose near-duplicate chunks lost their kept copy (it was edited or deleted)."""
+        follow = self.settings.follow_symlinks
         for _ in range(rounds):
-            stale = [p for p in self.store.stale_paths() if Path(p).is_file()]
+            stale = [p for p in self.store.stale_paths() if reachable(p, follow_symlinks=follow)]
             if not stale:
                 return
             for p in stale:
-                self.add_file(Path(p))
+                self.add_file(Path(p), key=p)
             self.flush()
-
-
-def ingest_paths(
-    paths: list[Path],
-    store: SQLiteStore,
-    embedder: Embedder,
-    settings: IngestSettings,
-    *,
-    tags: list[str] | None = None,
-    batch_size: int = BATCH_CHUNKS,
-    progress: Progress | None = None,
-) -> IngestSummary:
-    """Ingest files and folders into ``store`` incrementally; returns what was done and what was skipped."""
-    t0 = time.perf_counter()
-    ing = Ingestor(store, embedder, settings, batch_size=batch_size)
-    files = list(discover(paths))
-    seen: set[str] = set()
-    done = 0
-    for f, reason in files:
-        if reason is not None:
-            ing._skip(f, reason)
-            done += 1
-            if progress is not None:
-                progress(done, len(files), str(f))
-        else:
-            seen.add(str(f.resolve()))
-
-    def on_done(f: Path) -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done, len(files), str(f))
-
-    ing.add_files([f for f, reason in files if reason is None], tags, on_done=on_done)
-    ing.flush()
-    ing.remove_missing(paths, seen)
-    ing.refresh_stale()
-    ing.summary.seconds = time.perf_counter() - t0
-    return ing.summary

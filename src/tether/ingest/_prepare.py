@@ -7,14 +7,17 @@ starting them, and hands the results back in input order (near-duplicate checks 
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -137,6 +140,45 @@ def _context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
 
 
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _die_with_parent(parent: int) -> None:
+    """A worker's initializer: the worker goes when the ingest that started it goes, however it goes
+    (kill -9 included), instead of living on as an orphan.
+
+    On Linux the kernel sends it SIGKILL when its parent dies (``PR_SET_PDEATHSIG``); the parent may have
+    died before that was set, so the worker then checks that its parent is still the one that started it.
+    Elsewhere a thread watches for the parent to change. Ctrl-C is the parent's to handle: a worker
+    ignores SIGINT (the terminal sends it to the whole process group) and is ended with its pool.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            set_ok = libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            set_ok = False
+        if os.getppid() != parent:
+            os._exit(1)
+        if set_ok:
+            return
+    threading.Thread(target=_watch_parent, args=(parent,), name="tether-watch-parent", daemon=True).start()
+
+
+def _watch_parent(parent: int, every: float = 0.5) -> None:
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(1)
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes that die with this one."""
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=_context(), initializer=_die_with_parent, initargs=(os.getpid(),)
+    )
+
+
 def _submit(pool: ProcessPoolExecutor, batch: list[Job], recipe: Recipe) -> Future[list[Prepared]]:
     with warnings.catch_warnings():
         # Python 3.12+ warns when a process with threads forks; the workers use nothing those threads hold
@@ -144,11 +186,14 @@ def _submit(pool: ProcessPoolExecutor, batch: list[Job], recipe: Recipe) -> Futu
         return pool.submit(_prepare_batch, batch, recipe)
 
 
-def prepare_all(jobs: Iterable[Job], recipe: Recipe, workers: int) -> Iterator[tuple[Job, Prepared]]:
+def prepare_all(
+    jobs: Iterable[Job], recipe: Recipe, workers: int, *, before: Callable[[Job], None] | None = None
+) -> Generator[tuple[Job, Prepared], None, None]:
     """Each job with its :class:`Prepared`, in input order; ``jobs`` is read lazily, a bounded way ahead.
 
     ``workers`` processes do the work (with 0 workers, or fewer documents than :data:`MIN_PARALLEL`, this
-    process does it); if a worker dies, the rest is prepared in this process.
+    process does it); if a worker dies, the rest is prepared in this process. ``before(job)`` is called
+    before this process prepares a job or waits for a worker to (with each job of the batch waited for).
     """
     it = iter(jobs)
     head: list[Job] = []
@@ -159,9 +204,11 @@ def prepare_all(jobs: Iterable[Job], recipe: Recipe, workers: int) -> Iterator[t
                 break
     if workers <= 0 or len(head) < MIN_PARALLEL:
         for job in itertools.chain(head, it):  # lazily: a job holds its document's content
+            if before is not None:
+                before(job)
             yield job, prepare(job, recipe)
         return
-    yield from _parallel(itertools.chain(head, it), recipe, workers)
+    yield from _parallel(itertools.chain(head, it), recipe, workers, before)
 
 
 def _batches(jobs: Iterator[Job]) -> Iterator[list[Job]]:
@@ -198,10 +245,12 @@ def _steal(inflight: deque[_Flight], recipe: Recipe) -> bool:
     return False
 
 
-def _parallel(jobs: Iterator[Job], recipe: Recipe, workers: int) -> Iterator[tuple[Job, Prepared]]:
+def _parallel(
+    jobs: Iterator[Job], recipe: Recipe, workers: int, before: Callable[[Job], None] | None
+) -> Iterator[tuple[Job, Prepared]]:
     batches = _batches(jobs)
     inflight: deque[_Flight] = deque()
-    pool: ProcessPoolExecutor | None = ProcessPoolExecutor(max_workers=workers, mp_context=_context())
+    pool: ProcessPoolExecutor | None = _pool(workers)
     held = 0  # bytes of document content read ahead
 
     def send() -> None:
@@ -235,6 +284,9 @@ def _parallel(jobs: Iterator[Job], recipe: Recipe, workers: int) -> Iterator[tup
                 return
             send()
             head = inflight[0]
+            if before is not None and head.results is None:
+                for job in head.batch:
+                    before(job)
             while head.future is not None and not head.future.done() and _steal(inflight, recipe):
                 pass
             inflight.popleft()
