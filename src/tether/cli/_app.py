@@ -8,13 +8,13 @@ import sys
 
 from rich.markup import escape
 
-from tether.cli import _audit, _eval, _index, _query, _tools  # noqa: F401  (each registers its commands)
+from tether.cli import _audit, _calibrate, _eval, _index, _query, _tools  # noqa: F401  (each registers its commands)
 from tether.cli._common import app, err
 from tether.errors import TetherError
 
 __all__ = ["app", "main"]
 
-_ORDER = ["init", "ingest", "search", "ask", "stats", "demo"]  # as a newcomer meets them in --help
+_ORDER = ["init", "ingest", "search", "ask", "stats", "calibrate", "demo"]  # as a newcomer meets them in --help
 app.registered_commands.sort(
     key=lambda c: _ORDER.index(n) if (n := c.name or getattr(c.callback, "__name__", "")) in _ORDER else len(_ORDER)
 )
