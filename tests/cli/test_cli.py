@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import pydoc_data.topics
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cli_helpers import ENV, TETHER, Result, finish, start, tether
 from pydantic import TypeAdapter
 
 from tether.config import Settings, default_yaml, load_settings
 from tether.contracts import Answer, Hit, IngestSummary, StoreStats
 
-TETHER = [sys.executable, "-m", "tether"]
 COMMANDS = {
     "init": "tether.yaml",
     "ingest": "Parse, chunk",
@@ -24,37 +22,6 @@ COMMANDS = {
     "ask": "cited spans",
     "stats": "what the index holds",
 }
-# one BLAS thread: these processes are short, and thread start-up costs more than it saves
-ENV = {
-    **os.environ,
-    "COLUMNS": "200",
-    "NO_COLOR": "1",
-    "TERM": "dumb",
-    "OPENBLAS_NUM_THREADS": "1",
-    "OMP_NUM_THREADS": "1",
-}
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-def start(args: list[str], cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*TETHER, *args], cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-
-
-def finish(proc: subprocess.Popen[str]) -> Result:
-    out, err = proc.communicate(timeout=120)
-    return Result(proc.returncode, out, err)
-
-
-def tether(args: list[str], cwd: Path) -> Result:
-    return finish(start(args, cwd))
 
 
 def assert_clean_error(result: Result) -> str:

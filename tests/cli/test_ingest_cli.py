@@ -6,44 +6,12 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cli_helpers import tether
 
 from tether.contracts import IngestSummary
-
-TETHER = [sys.executable, "-m", "tether"]
-ENV = {
-    **os.environ,
-    "COLUMNS": "200",
-    "NO_COLOR": "1",
-    "TERM": "dumb",
-    "OPENBLAS_NUM_THREADS": "1",
-    "OMP_NUM_THREADS": "1",
-}
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-def tether(args: list[str], cwd: Path, timeout: float = 120) -> Result:
-    proc = subprocess.Popen(
-        [*TETHER, *args], cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        pytest.fail(f"tether {' '.join(args)} did not finish in {timeout}s")
-    return Result(proc.returncode, out, err)
 
 
 def documents(root: Path) -> int:
