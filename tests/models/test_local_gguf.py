@@ -23,7 +23,8 @@ def test_an_interpreter_without_llama_cpp_gets_the_install_hint(
 ) -> None:
     monkeypatch.delenv("TETHER_LLM_URL", raising=False)
     (tmp_path / "m.gguf").write_bytes(b"GGUF")
-    with pytest.raises(ModelError, match=r"cannot run llama.cpp's server: `bash scripts/llama_env.sh`.*tether\[llama\]"):
+    hint = r"cannot run llama.cpp's server: `bash scripts/llama_env.sh`.*tether\[llama\]"
+    with pytest.raises(ModelError, match=hint):
         generator_from_settings(LLMSettings(gguf="m.gguf", llama_python=sys.executable), tmp_path)
 
 
