@@ -1,4 +1,4 @@
-"""PDF parser: pypdf page text, verbatim, one paragraph block per blank-line-separated run."""
+"""PDF parser: pypdf page text, one paragraph block per blank-line-separated run; tables as pipe rows."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from pathlib import Path
 
 from pypdf import PdfReader
 
-from tether.contracts import ParsedDocument
+from tether.contracts import BlockKind, ParsedDocument
 from tether.errors import IngestError
 from tether.ingest.parsers._common import BlockList
+from tether.ingest.parsers._pdf_tables import with_tables
 
 _PARAGRAPH_BREAK_RE = re.compile(r"\n[ \t\r\f\v]*\n")
 _PAGE_SEP = "\n\n"
@@ -41,7 +42,7 @@ def parse_pdf(data: bytes, path: Path) -> ParsedDocument:
         reader = PdfReader(io.BytesIO(data))
         _decrypt(reader)
         title = _title(reader)
-        pages = [page.extract_text() or "" for page in reader.pages]
+        pages = [with_tables(page.extract_text() or "", page) for page in reader.pages]
     except IngestError:
         raise
     except Exception as exc:  # pypdf raises many types on damaged files
@@ -66,10 +67,15 @@ def parse_pdf(data: bytes, path: Path) -> ParsedDocument:
     for number, start, end in page_spans:
         para_start = start
         for brk in _PARAGRAPH_BREAK_RE.finditer(text, start, end):
-            blocks.add(para_start, brk.start(), "paragraph", [f"Page {number}"])
+            blocks.add(para_start, brk.start(), _kind(text, para_start), [f"Page {number}"])
             para_start = brk.end()
-        blocks.add(para_start, end, "paragraph", [f"Page {number}"])
+        blocks.add(para_start, end, _kind(text, para_start), [f"Page {number}"])
     return ParsedDocument(text=text, title=title or path.stem, blocks=blocks.blocks)
+
+
+def _kind(text: str, start: int) -> BlockKind:
+    """A paragraph that starts with a pipe row is a table recovered from the layout (see _pdf_tables)."""
+    return "table" if text.startswith("| ", start) else "paragraph"
 
 
 def _decrypt(reader: PdfReader) -> None:
