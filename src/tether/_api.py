@@ -1,18 +1,18 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tether.answer import ExtractiveAnswerer, load_support_model
 from tether.config import Settings, load_settings, resolve_path
-from tether.contracts import Answer, Hit, IngestSummary, SearchFilters, StoreStats, TraceEvent
+from tether.contracts import Answer, Hit, IngestSummary, SearchFilters, StoreStats
 from tether.errors import IndexMissingError, RequestError
 from tether.ingest import ingest_paths
 from tether.ingest._pipeline import BATCH_CHUNKS, Progress
 from tether.ingest._progress import Listener
 from tether.models import OnnxEmbedder, load_embedder
+from tether.pipeline import Caller, Pipeline, RequestKind, RequestState
 from tether.retrieve import Mode, Retriever
 from tether.store import SQLiteStore
 
@@ -44,6 +44,8 @@ class Tether:
         self._reranker: Reranker | None = None
         self._judge: Judge | None = None
         self._idf: StoreIdf | None = None
+        self._pipelines: dict[RequestKind, Pipeline] = {}
+        self._tracing: Any = None
         self._lock = threading.RLock()  # lazy parts are created once, even when asked from threads
 
     @classmethod
@@ -109,32 +111,10 @@ class Tether:
                 )
             return self._judge
 
-    def _retrieve(
-        self,
-        query: str,
-        k: int | None,
-        *,
-        mode: Mode,
-        filters: SearchFilters | None,
-        query_vector: npt.NDArray[np.float32] | None = None,
-    ) -> tuple[list[Hit], list[TraceEvent]]:
-        """Retrieve, then rerank the head of the list when a reranker is configured."""
-        from tether.rerank import search_and_rerank
-
-        k = k or self.settings.retrieval.top_k
-        reranker = self.reranker() if mode == "hybrid" else None
-        return search_and_rerank(
-            self.retriever(),
-            reranker,
-            self.settings.rerank,
-            query,
-            k,
-            mode=mode,
-            filters=filters,
-            query_vector=query_vector,
-        )
-
     def close(self) -> None:
+        if self._tracing is not None:
+            self._tracing.close()
+            self._tracing = None
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -176,9 +156,18 @@ class Tether:
         )
 
     def search(
-        self, query: str, k: int | None = None, *, mode: Mode = "hybrid", filters: SearchFilters | None = None
+        self,
+        query: str,
+        k: int | None = None,
+        *,
+        mode: Mode = "hybrid",
+        filters: SearchFilters | None = None,
+        query_vector: npt.NDArray[np.float32] | None = None,
     ) -> list[Hit]:
         """The top-k chunks for ``query`` (hybrid hits are reranked when ``rerank.enabled``).
+
+        Runs the ``search`` chain of the request pipeline (``pipeline.search``, default retrieve -> rerank).
+        ``query_vector``: the query's embedding, when the caller has it already (it is not computed again).
 
         Raises:
             RequestError: ``query`` is empty or blank, or ``k`` is below 1.
@@ -186,7 +175,39 @@ class Tether:
         _check_text("query", query)
         if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
             raise RequestError(f"k must be a whole number of hits, 1 or more, not {k!r}")
-        return self._retrieve(query, k, mode=mode, filters=filters)[0]
+        self._searchable_store()
+        state = RequestState(
+            kind="search",
+            question=query,
+            caller=self._caller(None, None),
+            k=k,
+            mode=mode,
+            filters=filters,
+            query_vector=query_vector,
+        )
+        return self.pipeline("search").run(state, self, self.tracing()).hits
+
+    def pipeline(self, kind: RequestKind) -> Pipeline:
+        """The chain of stages that ``kind`` requests run through (``pipeline:`` in tether.yaml), built once."""
+        with self._lock:
+            got = self._pipelines.get(kind)
+            if got is None:
+                names = getattr(self.settings.pipeline, kind)
+                got = self._pipelines[kind] = Pipeline.from_names(kind, names)
+            return got
+
+    def tracing(self) -> Any:
+        """This Tether's tracing (``tracing:`` in tether.yaml): spans to the local trace store and OTLP, or none."""
+        with self._lock:
+            if self._tracing is None:
+                self._tracing = _tracing_for(self.settings)
+            return self._tracing
+
+    def _caller(self, role: str | None, classification: str | None) -> Caller:
+        return Caller(
+            role=role or self.settings.policy.role,
+            classification=classification or self.settings.policy.classification,
+        )
 
     def _policy(self) -> Any:
         from tether.tools import Policy
@@ -213,51 +234,12 @@ class Tether:
             RequestError: ``question`` is empty or blank.
         """
         _check_text("question", question)
-        t0 = time.perf_counter()
-        policy = self._policy()
-        if policy is not None:
-            from tether.tools import PolicyContext
-
-            d = policy.decide(
-                PolicyContext(
-                    on="answer",
-                    text=question,
-                    role=role or self.settings.policy.role,
-                    classification=classification or self.settings.policy.classification,
-                )
-            )
-            if d.action != "allow":
-                withheld = Answer(
-                    question=question,
-                    text="Withheld by policy." if d.action == "deny" else "Withheld: this answer needs approval.",
-                    abstained=True,
-                    support=0.0,
-                    threshold=self.answerer().threshold,
-                    reason=f"policy {d.action}: {d.reason} (policy v{d.policy_version} {d.policy_hash})",
-                    config_hash=self.settings.config_hash,
-                    trace=[TraceEvent(stage="policy", detail=d.model_dump())],
-                )
-                if self.settings.audit.enabled:
-                    self._audit_answer(withheld, kind="refusal")
-                return withheld
-        qvec = self.retriever().embed_query(question)
-        hits, events = self._retrieve(question, None, mode="hybrid", filters=filters, query_vector=qvec)
-        trace: list[TraceEvent] = [
-            TraceEvent(stage="config", detail={"config_hash": self.settings.config_hash}),
-            *events,
-            TraceEvent(
-                stage="hits",
-                detail={"chunks": [{"path": h.path, "section": h.section, "score": h.score} for h in hits]},
-            ),
-        ]
-        if self.settings.answer.mode == "llm":
-            answer = self._grounded().answer(question, hits, config_hash=self.settings.config_hash, trace=trace)
-        else:
-            answer = self.answerer().answer(question, hits, qvec, config_hash=self.settings.config_hash, trace=trace)
-        answer.trace.append(TraceEvent(stage="total", ms=(time.perf_counter() - t0) * 1000))
-        if self.settings.audit.enabled:
-            self._audit_answer(answer)
-        return answer
+        state = RequestState(kind="ask", question=question, caller=self._caller(role, classification), filters=filters)
+        state = self.pipeline("ask").run(state, self, self.tracing())
+        assert state.answer is not None  # build_chain checked that the ask chain provides one
+        if state.trace_id:
+            state.answer.trace_id = state.trace_id
+        return state.answer
 
     def _audit_answer(self, answer: Answer, kind: str = "answer") -> None:
         from tether.guard import open_audit_log
@@ -305,3 +287,15 @@ def _check_text(name: str, value: object) -> None:
         raise RequestError(f"the {name} must be text, not {type(value).__name__}")
     if not value.strip():
         raise RequestError(f"the {name} is empty: say what to look for")
+
+
+def _tracing_for(settings: Settings) -> Any:
+    """Tracing as tether.yaml sets it up (``tether.trace``), or a no-op where it is off."""
+    tracing_settings = getattr(settings, "tracing", None)
+    if tracing_settings is None or not getattr(tracing_settings, "enabled", False):
+        from tether.pipeline._notrace import NoTracing
+
+        return NoTracing()
+    from tether.trace import Tracing
+
+    return Tracing.from_settings(settings)

@@ -116,6 +116,10 @@ policy:
   path: null                    # policy YAML (docs/tools.md), checked before every answer; null = none
   role: user                    # the caller's role when none is given
   classification: internal      # the data classification when none is given
+
+pipeline:                       # the stages a request runs through, in order (`null`: the default chain)
+  ask: null                     # default: [policy, retrieve, rerank, answer, audit]
+  search: null                  # default: [retrieve, rerank]
 """
 
 

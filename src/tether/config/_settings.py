@@ -230,6 +230,13 @@ class AuditSettings(_Strict):
     checkpoint_every: int = Field(100, ge=1, le=1_000_000, description="write a checkpoint every N entries")
 
 
+class PipelineSettings(_Strict):
+    ask: list[str] | None = Field(
+        None, description="stages of an ask, in order; null = policy, retrieve, rerank, answer, audit"
+    )
+    search: list[str] | None = Field(None, description="stages of a search, in order; null = retrieve, rerank")
+
+
 class PolicySettings(_Strict):
     path: str | None = Field(None, description="policy YAML evaluated before every answer and tool call")
     role: str = Field("user", description="caller role when none is given")
@@ -251,6 +258,7 @@ class Settings(_Strict):
     evals: EvalSettings = EvalSettings()
     audit: AuditSettings = AuditSettings()
     policy: PolicySettings = PolicySettings()
+    pipeline: PipelineSettings = PipelineSettings()
 
     _root: Path = PrivateAttr(default_factory=Path.cwd)
 

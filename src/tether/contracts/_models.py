@@ -112,6 +112,7 @@ class Answer(BaseModel):
     )
     config_hash: str
     trace: list[TraceEvent] = Field(default_factory=list)
+    trace_id: str = Field("", description="the request's trace (`tether trace show ID`); empty when tracing is off")
 
 
 class SkippedFile(BaseModel):

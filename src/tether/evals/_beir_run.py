@@ -74,7 +74,7 @@ def default_pipeline(t: Tether, store: SQLiteStore) -> tuple[Tether, DefaultPipe
     )
 
     def search(query: str, vector: npt.NDArray[np.float32]) -> list[int]:
-        hits, _ = bt._retrieve(query, DEFAULT_HEAD, mode="hybrid", filters=None, query_vector=vector)
+        hits = bt.search(query, DEFAULT_HEAD, query_vector=vector)
         return [h.chunk_id for h in hits]
 
     return bt, DefaultPipeline(search=search, label=label)

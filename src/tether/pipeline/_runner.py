@@ -1,0 +1,56 @@
+"""Running a request through its chain of stages, one trace per request and one span per stage."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from tether.contracts import TraceEvent
+from tether.pipeline._chain import build_chain
+from tether.pipeline._stage import Stage, StageContext
+from tether.pipeline._state import RequestKind, RequestState
+
+if TYPE_CHECKING:
+    from tether._api import Tether
+    from tether.trace import Tracing
+
+
+class Pipeline:
+    """The chain of stages for one kind of request (``ask`` or ``search``), built once per Tether."""
+
+    def __init__(self, kind: RequestKind, stages: list[Stage]) -> None:
+        self.kind = kind
+        self.stages = stages
+        self.names = tuple(s.name for s in stages)
+
+    @classmethod
+    def from_names(cls, kind: RequestKind, names: list[str] | tuple[str, ...] | None = None) -> Pipeline:
+        return cls(kind, build_chain(kind, names))
+
+    def warm_up(self, tether: Tether) -> None:
+        for s in self.stages:
+            s.warm_up(tether)
+
+    def run(self, state: RequestState, tether: Tether, tracing: Tracing) -> RequestState:
+        """Run every stage in order (after ``state.done`` only those that run ``always``)."""
+        t0 = time.perf_counter()
+        attrs: dict[str, str | bool | int | float | list[str]] = {
+            "kind": state.kind,
+            "question": state.question,
+            "config_hash": tether.settings.config_hash,
+            "stages": list(self.names),
+            "caller.role": state.caller.role,
+        }
+        with tracing.request(state.kind, attrs) as req:
+            state.trace_id = req.trace_id
+            for stage in self.stages:
+                if state.done and not stage.always:
+                    continue
+                with req.stage(stage.name) as span:
+                    stage(state, StageContext(tether=tether, chain=self.names, span=span))
+                state.provided |= stage.provides
+            if state.answer is not None and not state.withheld:
+                state.answer.trace.append(TraceEvent(stage="total", ms=(time.perf_counter() - t0) * 1000))
+            req.set("abstained", bool(state.answer.abstained) if state.answer is not None else False)
+            req.set("hits", len(state.hits))
+        return state

@@ -1,0 +1,203 @@
+"""The built-in stages: policy -> retrieve -> rerank -> answer -> audit (and retrieve -> rerank for search).
+
+Each reproduces one step of what ``Tether.ask`` / ``Tether.search`` did in one method before the pipeline, with
+the same trace events in the same order, so the default chain answers exactly as before.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from tether.contracts import Answer, TraceEvent
+from tether.pipeline._state import RequestState
+
+if TYPE_CHECKING:
+    from tether._api import Tether
+    from tether.pipeline._stage import StageContext
+
+
+class _Base:
+    name = ""
+    requires: frozenset[str] = frozenset()
+    provides: frozenset[str] = frozenset()
+    always = False
+
+    def warm_up(self, tether: Tether) -> None:
+        return None
+
+
+class PolicyStage(_Base):
+    """The policy decides first (``policy.path``): a deny or require_approval withholds the answer, naming the rule."""
+
+    name = "policy"
+    requires = frozenset({"question"})
+    provides = frozenset({"decision"})
+
+    def warm_up(self, tether: Tether) -> None:
+        tether._policy()
+
+    def __call__(self, state: RequestState, ctx: StageContext) -> None:
+        t = ctx.tether
+        policy = t._policy()
+        if policy is None:
+            ctx.span.set("policy", "none")
+            return
+        from tether.tools import PolicyContext
+
+        d = policy.decide(
+            PolicyContext(
+                on="answer",
+                text=state.question,
+                role=state.caller.role,
+                classification=state.caller.classification,
+            )
+        )
+        state.decisions.append(d.model_dump(mode="json"))
+        ctx.span.set("policy.action", d.action)
+        ctx.span.set("policy.rule", d.rule or "(default)")
+        ctx.span.set("policy.reason", d.reason)
+        if d.action == "allow":
+            return
+        state.withheld = True
+        state.answer = Answer(
+            question=state.question,
+            text="Withheld by policy." if d.action == "deny" else "Withheld: this answer needs approval.",
+            abstained=True,
+            support=0.0,
+            threshold=t.answerer().threshold,
+            reason=f"policy {d.action}: {d.reason} (policy v{d.policy_version} {d.policy_hash})",
+            config_hash=t.settings.config_hash,
+            trace=[TraceEvent(stage="policy", detail=d.model_dump())],
+        )
+        state.done = True
+
+
+def _rerank_follows(state: RequestState, ctx: StageContext) -> bool:
+    return "rerank" in ctx.chain and state.mode == "hybrid" and ctx.tether.reranker() is not None
+
+
+class RetrieveStage(_Base):
+    """Hybrid (or lexical, dense) candidates; as deep as the reranker wants when one follows in the chain."""
+
+    name = "retrieve"
+    requires = frozenset({"question"})
+    provides = frozenset({"hits", "query_vector"})
+
+    def warm_up(self, tether: Tether) -> None:
+        tether.embedder.embed(["warm up"])
+
+    def __call__(self, state: RequestState, ctx: StageContext) -> None:
+        from tether.rerank._factory import rerank_depth
+
+        t = ctx.tether
+        k = state.k or t.settings.retrieval.top_k
+        retriever = t.retriever()
+        reranker = t.reranker() if _rerank_follows(state, ctx) else None
+        depth = max(rerank_depth(t.settings.rerank, reranker), k) if reranker is not None else k
+        if state.query_vector is None and (state.kind == "ask" or "answer" in ctx.chain):
+            state.query_vector = retriever.embed_query(state.question)  # the answerer reuses it
+        if state.kind == "ask":
+            state.events.append(TraceEvent(stage="config", detail={"config_hash": t.settings.config_hash}))
+        state.hits = retriever.search(
+            state.question, depth, mode=state.mode, filters=state.filters, query_vector=state.query_vector
+        )
+        state.candidates = len(state.hits)
+        state.events.extend(retriever.trace)
+        ctx.span.set("mode", state.mode)
+        ctx.span.set("k", k)
+        ctx.span.set("depth", depth)
+        ctx.span.set("hits", len(state.hits))
+        ctx.span.set("top_scores", [round(h.score, 4) for h in state.hits[:5]])
+
+
+class RerankStage(_Base):
+    """Reorders the head of the hybrid list with the configured reranker and keeps the top k."""
+
+    name = "rerank"
+    requires = frozenset({"hits"})
+    provides = frozenset({"hits"})
+
+    def warm_up(self, tether: Tether) -> None:
+        tether.reranker()
+
+    def __call__(self, state: RequestState, ctx: StageContext) -> None:
+        t = ctx.tether
+        k = state.k or t.settings.retrieval.top_k
+        reranker = t.reranker() if _rerank_follows(state, ctx) else None
+        if reranker is None:
+            state.hits = state.hits[:k]
+            ctx.span.set("model", "none")
+            return
+        from tether.rerank._factory import rerank_depth
+
+        t0 = time.perf_counter()
+        state.hits = reranker.rerank(state.question, state.hits)[:k]
+        depth = max(rerank_depth(t.settings.rerank, reranker), k)
+        state.events.append(
+            TraceEvent(
+                stage="rerank",
+                detail={"model": reranker.name, "depth": depth, "candidates": state.candidates},
+                ms=(time.perf_counter() - t0) * 1000,
+            )
+        )
+        ctx.span.set("model", reranker.name)
+        ctx.span.set("depth", depth)
+        ctx.span.set("top_scores", [round(float(h.rerank_score or 0.0), 4) for h in state.hits[:5]])
+
+
+class AnswerStage(_Base):
+    """Extractive (quotes sentences, abstains below the threshold) or LLM (quotes enforced, claims verified)."""
+
+    name = "answer"
+    requires = frozenset({"hits", "query_vector"})
+    provides = frozenset({"answer"})
+
+    def warm_up(self, tether: Tether) -> None:
+        if tether.settings.answer.mode == "extractive":
+            tether.answerer()
+
+    def __call__(self, state: RequestState, ctx: StageContext) -> None:
+        t = ctx.tether
+        trace = [
+            *state.events,
+            TraceEvent(
+                stage="hits",
+                detail={"chunks": [{"path": h.path, "section": h.section, "score": h.score} for h in state.hits]},
+            ),
+        ]
+        if t.settings.answer.mode == "llm":
+            answer = t._grounded().answer(state.question, state.hits, config_hash=t.settings.config_hash, trace=trace)
+        else:
+            assert state.query_vector is not None
+            answer = t.answerer().answer(
+                state.question, state.hits, state.query_vector, config_hash=t.settings.config_hash, trace=trace
+            )
+        state.answer = answer
+        ctx.span.set("mode", t.settings.answer.mode)
+        ctx.span.set("abstained", answer.abstained)
+        ctx.span.set("support", round(answer.support, 4))
+        ctx.span.set("threshold", round(answer.threshold, 4))
+        if answer.abstained:
+            ctx.span.set("abstention_reason", answer.reason)
+        ctx.span.set("citations", [f"{c.path}:{c.start}-{c.end}" for c in answer.citations])
+        for ev in answer.trace:  # the model's own steps (prompts sent, tokens, verdicts) where it made any
+            if ev.stage not in ("config", "hits", "lexical", "dense", "fusion", "collapse", "rerank"):
+                ctx.span.set(f"step.{ev.stage}", ev.detail)
+
+
+class AuditStage(_Base):
+    """Appends the answer (or the refusal) to the audit log when ``audit.enabled``; runs after a refusal too."""
+
+    name = "audit"
+    requires = frozenset({"answer"})
+    provides = frozenset({"audited"})
+    always = True
+
+    def __call__(self, state: RequestState, ctx: StageContext) -> None:
+        t = ctx.tether
+        if not t.settings.audit.enabled or state.answer is None:
+            ctx.span.set("audited", False)
+            return
+        t._audit_answer(state.answer, kind="refusal" if state.withheld else "answer")
+        ctx.span.set("audited", True)
