@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from tether.config import ConfigHistory
 from tether.contracts import TraceEvent
 from tether.pipeline._chain import build_chain
 from tether.pipeline._stage import Stage, StageContext
@@ -34,6 +35,8 @@ class Pipeline:
     def run(self, state: RequestState, tether: Tether, tracing: Tracing) -> RequestState:
         """Run every stage in order (after ``state.done`` only those that run ``always``)."""
         t0 = time.perf_counter()
+        # the settings that produce this answer are kept with their hash (`tether config history`)
+        ConfigHistory.for_settings(tether.settings).record(tether.settings)
         attrs: dict[str, str | bool | int | float | list[str]] = {
             "kind": state.kind,
             "question": state.question,
