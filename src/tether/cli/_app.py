@@ -8,7 +8,15 @@ import sys
 
 from rich.markup import escape
 
-from tether.cli import _audit, _calibrate, _eval, _index, _query, _tools  # noqa: F401  (each registers its commands)
+from tether.cli import (  # noqa: F401  (each registers its commands)
+    _audit,
+    _calibrate,
+    _config,
+    _eval,
+    _index,
+    _query,
+    _tools,
+)
 from tether.cli._common import app, err
 from tether.errors import TetherError
 

@@ -1,5 +1,6 @@
 """tether.yaml -> typed settings, with a content hash stamped on every answer and eval run."""
 
+from tether.config._history import ConfigHistory, ConfigRecord, SettingChange, diff_settings
 from tether.config._load import DEFAULT_CONFIG_NAME, default_yaml, load_settings
 from tether.config._settings import (
     AnswerSettings,
@@ -23,6 +24,8 @@ __all__ = [
     "AnswerSettings",
     "ChunkSettings",
     "ComputeSettings",
+    "ConfigHistory",
+    "ConfigRecord",
     "DedupeSettings",
     "EmbeddingSettings",
     "EvalSettings",
@@ -32,8 +35,10 @@ __all__ = [
     "LLMSettings",
     "RerankSettings",
     "RetrievalSettings",
+    "SettingChange",
     "Settings",
     "default_yaml",
+    "diff_settings",
     "load_settings",
     "resolve_path",
 ]

@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from tether._api import Tether
-from tether.config import Settings
+from tether.config import ConfigHistory, Settings
 from tether.contracts import Answer
 from tether.errors import TetherError, TransientError
 from tether.evals._cases import EvalCase
@@ -245,6 +245,7 @@ class EvalRunner:
         ignored, and a fresh worker takes its place, so a stuck judge or model server costs one timeout
         per case instead of stalling the run.
         """
+        ConfigHistory.for_settings(self.tether.settings).record(self.tether.settings)  # `tether config history`
         t0 = time.perf_counter()
         jobs = [(c, r) for r in range(self.options.repeat) for c in cases]
         results = _Pool(self, jobs).run(progress)
