@@ -16,6 +16,7 @@ from tether.cli import (  # noqa: F401  (each registers its commands)
     _index,
     _query,
     _tools,
+    _trace,
 )
 from tether.cli._common import app, err
 from tether.errors import TetherError

@@ -51,6 +51,8 @@ tools_app = typer.Typer(help="Typed tools under policy: the plan/execute demo.",
 app.add_typer(tools_app, name="tools")
 audit_app = typer.Typer(help="The tamper-evident audit log: verify it, show it.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+trace_app = typer.Typer(help="Request traces: list them, show every stage of one.", no_args_is_help=True)
+app.add_typer(trace_app, name="trace")
 config_app = typer.Typer(help="Versioned configs: history, diff, show settings.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 

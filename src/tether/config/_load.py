@@ -120,6 +120,13 @@ policy:
 pipeline:                       # the stages a request runs through, in order (`null`: the default chain)
   ask: null                     # default: [policy, retrieve, rerank, answer, audit]
   search: null                  # default: [retrieve, rerank]
+
+tracing:                        # one trace per request, one span per stage (`tether trace list`, docs/tracing.md)
+  enabled: true
+  path: .tether/traces.db       # the local trace store: questions, evidence and prompts (mode 0600)
+  otlp_endpoint: null           # also send spans to an OpenTelemetry collector, e.g. http://127.0.0.1:4318
+  otlp_headers: {{}}              # headers for it; put secrets in OTEL_EXPORTER_OTLP_TRACES_HEADERS instead
+  max_attribute_chars: 8192     # longer attribute values (prompts, evidence) are cut, with a marker
 """
 
 

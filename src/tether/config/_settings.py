@@ -243,6 +243,31 @@ class PolicySettings(_Strict):
     classification: str = Field("internal", description="data classification when none is given")
 
 
+class TracingSettings(_Strict):
+    enabled: bool = Field(True, description="one OpenTelemetry trace per request, one span per stage")
+    path: str = Field(".tether/traces.db", description="the local trace store (SQLite), relative to tether.yaml")
+    otlp_endpoint: str | None = Field(
+        None,
+        description="also export spans to this OpenTelemetry collector by OTLP/HTTP (e.g. http://127.0.0.1:4318; "
+        "a URL without a path gets /v1/traces); null = the local store only",
+    )
+    otlp_headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="HTTP headers for the collector; secrets belong in OTEL_EXPORTER_OTLP_TRACES_HEADERS, not "
+        "here (this file is hashed and versioned)",
+    )
+    max_attribute_chars: int = Field(
+        8192, ge=64, le=1_000_000, description="longer attribute values (prompts, evidence) are cut, with a marker"
+    )
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is not None and not (v.startswith(("http://", "https://")) and len(v) > len("https://")):
+            raise ValueError(f"{v!r} is not an http:// or https:// URL of an OTLP/HTTP collector")
+        return v
+
+
 class Settings(_Strict):
     """All of tether.yaml. Unknown keys are errors, so a typo never silently does nothing."""
 
@@ -259,6 +284,7 @@ class Settings(_Strict):
     audit: AuditSettings = AuditSettings()
     policy: PolicySettings = PolicySettings()
     pipeline: PipelineSettings = PipelineSettings()
+    tracing: TracingSettings = TracingSettings()
 
     _root: Path = PrivateAttr(default_factory=Path.cwd)
 

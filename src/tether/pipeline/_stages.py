@@ -182,7 +182,7 @@ class AnswerStage(_Base):
             ctx.span.set("abstention_reason", answer.reason)
         ctx.span.set("citations", [f"{c.path}:{c.start}-{c.end}" for c in answer.citations])
         for ev in answer.trace:  # the model's own steps (prompts sent, tokens, verdicts) where it made any
-            if ev.stage not in ("config", "hits", "lexical", "dense", "fusion", "collapse", "rerank"):
+            if ev.stage not in ("config", "hits", "retrieve", "lexical", "dense", "fusion", "collapse", "rerank"):
                 ctx.span.set(f"step.{ev.stage}", ev.detail)
 
 
