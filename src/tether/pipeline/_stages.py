@@ -67,7 +67,7 @@ class PolicyStage(_Base):
             support=0.0,
             threshold=t.answerer().threshold,
             reason=f"policy {d.action}: {d.reason} (policy v{d.policy_version} {d.policy_hash})",
-            config_hash=t.settings.config_hash,
+            config_hash=state.config_hash,
             trace=[TraceEvent(stage="policy", detail=d.model_dump())],
         )
         state.done = True
@@ -98,7 +98,7 @@ class RetrieveStage(_Base):
         if state.query_vector is None and (state.kind == "ask" or "answer" in ctx.chain):
             state.query_vector = retriever.embed_query(state.question)  # the answerer reuses it
         if state.kind == "ask":
-            state.events.append(TraceEvent(stage="config", detail={"config_hash": t.settings.config_hash}))
+            state.events.append(TraceEvent(stage="config", detail={"config_hash": state.config_hash}))
         state.hits = retriever.search(
             state.question, depth, mode=state.mode, filters=state.filters, query_vector=state.query_vector
         )
@@ -167,11 +167,11 @@ class AnswerStage(_Base):
             ),
         ]
         if t.settings.answer.mode == "llm":
-            answer = t._grounded().answer(state.question, state.hits, config_hash=t.settings.config_hash, trace=trace)
+            answer = t._grounded().answer(state.question, state.hits, config_hash=state.config_hash, trace=trace)
         else:
             assert state.query_vector is not None
             answer = t.answerer().answer(
-                state.question, state.hits, state.query_vector, config_hash=t.settings.config_hash, trace=trace
+                state.question, state.hits, state.query_vector, config_hash=state.config_hash, trace=trace
             )
         state.answer = answer
         ctx.span.set("mode", t.settings.answer.mode)
@@ -181,7 +181,11 @@ class AnswerStage(_Base):
         if answer.abstained:
             ctx.span.set("abstention_reason", answer.reason)
         ctx.span.set("citations", [f"{c.path}:{c.start}-{c.end}" for c in answer.citations])
-        for ev in answer.trace:  # the model's own steps (prompts sent, tokens, verdicts) where it made any
+        if t.settings.answer.mode == "extractive":
+            top = next((ev.detail.get("top") for ev in answer.trace if ev.stage == "extractive"), None) or []
+            ctx.span.set("candidates", [f"{c['path']}:{c['start']}-{c['end']} p={c['p']}" for c in top])  # type: ignore[attr-defined]
+            return
+        for ev in answer.trace:  # the model's steps: the exact prompts sent, tokens, drafts, verdicts
             if ev.stage not in ("config", "hits", "retrieve", "lexical", "dense", "fusion", "collapse", "rerank"):
                 ctx.span.set(f"step.{ev.stage}", ev.detail)
 

@@ -47,6 +47,7 @@ class RequestState:
     withheld: bool = False  # the policy withheld the answer
     decisions: list[dict[str, Any]] = field(default_factory=list)  # policy rules and other decisions, in order
     events: list[TraceEvent] = field(default_factory=list)  # the answer's trace (as `ask --trace` shows it)
+    config_hash: str = ""  # of the settings the request runs with (set once by the runner)
     trace_id: str = ""
     done: bool = False
     provided: set[str] = field(default_factory=set)  # what the stages run so far have produced
