@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+from typing import NoReturn
 
 from rich.markup import escape
 
@@ -39,19 +40,39 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise _Terminated
 
 
+def _during_termination(e: BaseException) -> bool:
+    """Whether ``e`` was raised while a SIGTERM unwound the command (a cleanup that failed on the way out)."""
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, _Terminated):
+            return True
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+def _terminated() -> NoReturn:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM does not interrupt the exit
+    err.print("terminated (SIGTERM): what was finished is kept")
+    sys.exit(143)
+
+
 def main() -> None:
     """Entry point: user errors print one clear line and exit 2, never a traceback."""
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # damaged PDFs are reported as skipped files
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         app()  # standalone mode: usage errors print help and exit 2
-    except TetherError as e:
-        err.print(f"[bold red]error:[/] {escape(str(e))}")
-        sys.exit(2)
+    except _Terminated:
+        _terminated()
+    except Exception as e:
+        if _during_termination(e):  # the termination is what happened; a cleanup's error on the way is not
+            _terminated()
+        if isinstance(e, TetherError):
+            err.print(f"[bold red]error:[/] {escape(str(e))}")
+            sys.exit(2)
+        raise
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
-    except _Terminated:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM does not interrupt the exit
-        err.print("terminated (SIGTERM): what was finished is kept")
-        sys.exit(143)
