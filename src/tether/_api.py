@@ -175,7 +175,6 @@ class Tether:
         _check_text("query", query)
         if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
             raise RequestError(f"k must be a whole number of hits, 1 or more, not {k!r}")
-        self._searchable_store()
         state = RequestState(
             kind="search",
             question=query,

@@ -8,30 +8,15 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-import numpy.typing as npt
 import pytest
 
+from fakes import HashEmbedder
 from tether.config import IngestSettings
 from tether.ingest import Ingestor, ingest_paths
 from tether.ingest._prepare import MIN_PARALLEL, Job, Recipe, prepare, prepare_all
 from tether.store import SQLiteStore
 
 TOPICS = ["kayak", "sourdough", "orchid", "glacier", "violin", "comet", "lichen", "harbour"]
-
-
-class HashEmbedder:
-    """A seeded unit vector per text (the test is about the ingest, not the model)."""
-
-    model_id = "test-hash"
-    dim = 16
-
-    def embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
-        out = np.empty((len(texts), self.dim), np.float32)
-        for i, t in enumerate(texts):
-            v = np.random.default_rng(abs(hash(t)) % 2**32).standard_normal(self.dim)
-            out[i] = v / np.linalg.norm(v)
-        return out
 
 
 def records(n: int) -> list[tuple[str, str, str]]:

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+import fakes
 from tether.config import ChunkSettings, IngestSettings
 from tether.contracts import IngestSummary
 from tether.errors import IngestError
@@ -34,11 +35,8 @@ WORDS = _WORD_TEXT.split()
 needs_posix = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes and unix sockets (POSIX)")
 
 
-class HashEmbedder:
+class HashEmbedder(fakes.HashEmbedder):
     """A seeded unit vector per text, recording what it was asked and what the index held at that moment."""
-
-    model_id = "test-hash"
-    dim = 16
 
     def __init__(self, index: Path | None = None) -> None:
         self.index = index
@@ -46,11 +44,7 @@ class HashEmbedder:
 
     def embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
         self.calls.append((len(texts), committed(self.index) if self.index else 0))
-        out = np.empty((len(texts), self.dim), np.float32)
-        for i, t in enumerate(texts):
-            v = np.random.default_rng(abs(hash(t)) % 2**32).standard_normal(self.dim)
-            out[i] = v / np.linalg.norm(v)
-        return out
+        return super().embed(texts)
 
 
 def committed(index: Path) -> int:

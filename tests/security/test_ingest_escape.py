@@ -7,10 +7,9 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-import numpy.typing as npt
 import pytest
 
+from fakes import HashEmbedder
 from tether.config import IngestSettings
 from tether.contracts import IngestSummary
 from tether.ingest import ingest_paths
@@ -20,18 +19,6 @@ from tether.store import SQLiteStore
 pytestmark = pytest.mark.skipif(not hasattr(os, "symlink") or os.name == "nt", reason="POSIX symbolic links")
 
 SECRET = "The vault combination is zeppelin quokka marmalade.\n"
-
-
-class HashEmbedder:
-    model_id = "test-hash"
-    dim = 16
-
-    def embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
-        out = np.empty((len(texts), self.dim), np.float32)
-        for i, t in enumerate(texts):
-            v = np.random.default_rng(abs(hash(t)) % 2**32).standard_normal(self.dim)
-            out[i] = v / np.linalg.norm(v)
-        return out
 
 
 @pytest.fixture
