@@ -134,6 +134,89 @@ WRITER = textwrap.dedent(
 )
 
 
+def _committed(db: Path) -> int:
+    try:
+        conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+        try:
+            return int(conn.execute("SELECT count(*) FROM traces").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
+
+
+def test_a_request_is_written_in_the_background_and_flush_waits_for_it(tmp_path: Path) -> None:
+    tracing = Tracing(store_path=tmp_path / "t.db")
+    ids = [one_request(tracing, f"q{i}") for i in range(50)]
+    assert tracing.flush(10)
+    assert _committed(tmp_path / "t.db") == 50  # flush returned only when all of them were committed
+    with TraceReader(tmp_path / "t.db") as reader:
+        assert {reader.get(i).trace_id for i in ids} == set(ids)
+    tracing.close()
+
+
+def test_a_process_that_exits_without_closing_still_writes_its_traces(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    script = WRITER.replace("tracing.close()", "")  # the exit hook must drain the queue
+    subprocess.run([sys.executable, "-c", script, str(db), "unclosed", "40"], check=True, timeout=120)
+    assert len(check_whole(db)) == 40
+
+
+def test_a_full_queue_drops_requests_and_counts_them_never_blocks(tmp_path: Path) -> None:
+    from tether.trace._export import ExportErrors, LocalStoreProcessor
+
+    tracing = Tracing(store_path=tmp_path / "t.db")
+    one_request(tracing, "first")  # starts the provider
+    provider = tracing._provider
+    errors = tracing._errors
+    assert provider is not None and isinstance(errors, ExportErrors)
+    slow = LocalStoreProcessor(tmp_path / "slow.db", errors, linger_s=0, max_queued=3)
+    gate = threading.Event()
+    original = slow._write
+
+    def stalled(batch: object) -> None:
+        gate.wait(10)
+        original(batch)  # type: ignore[arg-type]
+
+    slow._write = stalled  # type: ignore[method-assign]
+    provider.add_span_processor(slow)
+    before = tracing.export_errors
+    started = time.monotonic()
+    for i in range(10):
+        one_request(tracing, f"q{i}")
+    assert time.monotonic() - started < 5  # the requests did not wait for the stalled writer
+    dropped = tracing.export_errors - before
+    assert dropped >= 4  # one batch in the stalled write (3 at most) + 3 queued: the rest were dropped
+    gate.set()
+    assert tracing.flush(10)
+    assert _committed(tmp_path / "slow.db") == 10 - dropped  # every request is written or counted, none twice
+    tracing.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_forked_child_writes_its_own_requests_and_not_the_parents_twice(tmp_path: Path) -> None:
+    tracing = Tracing(store_path=tmp_path / "t.db")
+    one_request(tracing, "parent before fork")
+    pid = os.fork()
+    if pid == 0:  # the child: trace, flush, leave without running the parent's exit hooks
+        code = 1
+        try:
+            one_request(tracing, "child")
+            code = 0 if tracing.flush(10) else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    one_request(tracing, "parent after fork")
+    tracing.close()
+    spans = check_whole(tmp_path / "t.db")
+    assert len(spans) == 3
+    conn = sqlite3.connect(tmp_path / "t.db")
+    questions = sorted(r[0] for r in conn.execute("SELECT question FROM traces"))
+    conn.close()
+    assert questions == ["child", "parent after fork", "parent before fork"]
+
+
 def test_several_processes_write_one_store_at_once(tmp_path: Path) -> None:
     db = tmp_path / "t.db"
     procs = [
@@ -153,7 +236,10 @@ def test_a_writer_killed_mid_stream_leaves_whole_requests_only(tmp_path: Path) -
         [sys.executable, "-c", WRITER, str(db), "killed", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
-    time.sleep(0.3)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _committed(db) < 5:  # kill it while it writes on, mid-batch
+        time.sleep(0.05)
+    time.sleep(0.1)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(10)
     spans = check_whole(db)

@@ -1,5 +1,6 @@
-"""Where finished spans go: the local trace store (one transaction per request) and, optionally, an OpenTelemetry
-collector over OTLP/HTTP. Neither ever raises into a request: failures are counted and reported once.
+"""Where finished spans go: the local trace store (a background thread writes many requests per transaction)
+and, optionally, an OpenTelemetry collector over OTLP/HTTP. Neither ever raises into a request: failures are
+counted and reported once.
 
 Imports the OpenTelemetry SDK; :mod:`tether.trace._tracing` imports this module only when tracing is on.
 """
@@ -7,8 +8,11 @@ Imports the OpenTelemetry SDK; :mod:`tether.trace._tracing` imports this module 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
+import time
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,10 @@ log = logging.getLogger("tether.trace")
 
 _MAX_BUFFERED = 1000
 """Stage spans held per open request before they are written on their own (a runaway request stays bounded)."""
+_LINGER_S = 0.05
+"""How long the store's writer waits after the first queued request, so that a burst shares one commit."""
+_MAX_QUEUED = 10_000
+"""Requests waiting for the store's writer before new ones are dropped (and counted as export errors)."""
 
 
 class ExportErrors:
@@ -39,9 +47,10 @@ class ExportErrors:
     def count(self) -> int:
         return self._count
 
-    def record(self, destination: str, reason: str) -> None:
+    def record(self, destination: str, reason: str, n: int = 1) -> None:
+        """Count ``n`` failed exports (requests not stored, or OTLP batches not sent) to ``destination``."""
         with self._lock:
-            self._count += 1
+            self._count += n
             first = destination not in self._warned
             self._warned.add(destination)
         if first:
@@ -72,17 +81,44 @@ def span_row(span: ReadableSpan) -> SpanRow:
 
 
 class LocalStoreProcessor(SpanProcessor):
-    """Holds a request's stage spans until its root span ends, then writes the request in one transaction.
+    """Holds a request's spans until its root span ends, then hands the request to a background writer that stores
+    what has queued up in one transaction.
 
-    Runs in the thread that ends the span (a request pays for one SQLite commit). A stage span that ends after its
-    request (a stage left running in another thread) is written on its own.
+    The request thread only appends finished spans to a list: turning them into rows, JSON and the SQLite commit
+    happen in the writer thread (``tether-trace-store``), which waits up to ``linger_s`` after the first queued
+    request so that a busy service writes many requests per commit. :meth:`force_flush` (``Tracing.flush``) and
+    :meth:`shutdown` (``Tracing.close``, and the provider's exit hook) wait for the queue to be written; a process
+    killed with SIGKILL loses the requests of its last ``linger_s`` at most. More than ``max_queued`` requests
+    waiting (a store slower than the traffic) are dropped and counted as export errors, never queued without bound.
+    A stage span that ends after its request (a stage left running in another thread) is queued on its own.
     """
 
-    def __init__(self, path: Path, errors: ExportErrors) -> None:
+    def __init__(
+        self, path: Path, errors: ExportErrors, *, linger_s: float = _LINGER_S, max_queued: int = _MAX_QUEUED
+    ) -> None:
         self._writer = TraceWriter(path)
         self._errors = errors
+        self._linger_s = linger_s
+        self._max_queued = max_queued
         self._lock = threading.Lock()
-        self._open: dict[int, list[SpanRow]] = {}
+        self._open: dict[int, list[ReadableSpan]] = {}
+        self._cond = threading.Condition(self._lock)
+        self._queue: list[tuple[list[ReadableSpan], ReadableSpan | None]] = []
+        self._queued = 0  # requests ever queued, and ever written (or failed): flush waits for them to meet
+        self._done = 0
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._stopping = False
+        self._flushing = 0  # flushes waiting: the writer stops lingering for them
+        os.register_at_fork(after_in_child=_weak_call(self._after_fork))
+
+    def _after_fork(self) -> None:
+        """In a forked child: fresh locks and an empty queue (the parent writes what it had queued)."""
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._open, self._queue, self._queued, self._done = {}, [], 0, 0
+        self._thread, self._pid, self._flushing = None, 0, 0
+        self._writer = TraceWriter(self._writer.path)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         if span.parent is None:
@@ -90,36 +126,115 @@ class LocalStoreProcessor(SpanProcessor):
                 self._open[span.context.trace_id] = []
 
     def on_end(self, span: ReadableSpan) -> None:
-        try:
-            row = span_row(span)
-        except Exception as e:  # a span we cannot read is an export error, never a request's
-            self._errors.record(f"the trace store {self._writer.path}", f"unreadable span: {e!r}")
-            return
         trace_id = span.context.trace_id if span.context is not None else 0
         with self._lock:
             if span.parent is None:
                 spans = self._open.pop(trace_id, [])
-                spans.append(row)
-                root: SpanRow | None = row
+                spans.append(span)
+                root: ReadableSpan | None = span
             else:
                 held = self._open.get(trace_id)
                 if held is not None and len(held) < _MAX_BUFFERED:
-                    held.append(row)
+                    held.append(span)
                     return
-                spans, root = [row], None
-        self._write(spans, root)
+                spans, root = [span], None
+            if self._stopping:
+                return
+            if len(self._queue) >= self._max_queued:
+                dropped = True
+            else:
+                dropped = False
+                self._ensure_thread()
+                self._queue.append((spans, root))
+                self._queued += 1
+                if len(self._queue) == 1:
+                    self._cond.notify_all()
+        if dropped:
+            self._errors.record(
+                f"the trace store {self._writer.path}",
+                f"more than {self._max_queued} requests waiting to be written; this one was dropped",
+            )
 
-    def _write(self, spans: Sequence[SpanRow], root: SpanRow | None) -> None:
+    def _ensure_thread(self) -> None:  # holds self._lock
+        pid = os.getpid()
+        if self._thread is not None and self._pid == pid:
+            return
+        self._pid = pid
+        self._thread = threading.Thread(target=self._run, name="tether-trace-store", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queue and not self._stopping:
+                    self._cond.wait()
+                if not self._queue and self._stopping:
+                    return
+                flushing = self._stopping
+            if not flushing and self._linger_s > 0:
+                with self._lock:  # let a burst of requests join this commit (a flush or shutdown cuts it short)
+                    self._cond.wait_for(lambda: self._stopping or self._flushing > 0, self._linger_s)
+            with self._lock:
+                batch, self._queue = self._queue, []
+            self._write(batch)
+            with self._lock:
+                self._done += len(batch)
+                self._cond.notify_all()
+
+    def _write(self, batch: Sequence[tuple[list[ReadableSpan], ReadableSpan | None]]) -> None:
+        requests: list[tuple[list[SpanRow], SpanRow | None]] = []
+        for spans, root in batch:
+            try:
+                requests.append(([span_row(s) for s in spans], span_row(root) if root is not None else None))
+            except Exception as e:  # a span we cannot read is an export error, never a request's
+                self._errors.record(f"the trace store {self._writer.path}", f"unreadable span: {e!r}")
+        if not requests:
+            return
         try:
-            self._writer.write(spans, root)
-        except Exception as e:  # sqlite3.Error, OSError, TraceError: counted, never raised into a request
-            self._errors.record(f"the trace store {self._writer.path}", f"{type(e).__name__}: {e}")
-
-    def shutdown(self) -> None:
-        self._writer.close()
+            self._writer.write_many(requests)
+        except Exception as e:  # sqlite3.Error, OSError, TraceError: each request counted, never raised
+            self._errors.record(f"the trace store {self._writer.path}", f"{type(e).__name__}: {e}", len(requests))
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True  # nothing is held but the spans of requests still running
+        """Wait until every request queued so far is written (or its write failed); False on timeout."""
+        deadline = time.monotonic() + timeout_millis / 1000
+        with self._lock:
+            if self._thread is None or self._pid != os.getpid():
+                return True
+            target = self._queued
+            self._flushing += 1
+            self._cond.notify_all()
+            try:
+                while self._done < target:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not self._thread.is_alive():
+                        return self._done >= target
+                    self._cond.wait(left)
+                return True
+            finally:
+                self._flushing -= 1
+
+    def shutdown(self) -> None:
+        self.force_flush()
+        with self._lock:
+            self._stopping = True
+            self._cond.notify_all()
+            thread = self._thread if self._pid == os.getpid() else None
+        if thread is not None:
+            thread.join(5.0)
+        self._writer.close()
+
+
+def _weak_call(method: Any) -> Any:
+    """A callable that calls ``method`` while its object lives (a fork hook must not keep a processor alive)."""
+    ref = weakref.WeakMethod(method)
+
+    def call() -> None:
+        bound = ref()
+        if bound is not None:
+            bound()
+
+    return call
 
 
 # -- OTLP ------------------------------------------------------------------------------------------------------

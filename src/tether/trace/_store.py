@@ -127,34 +127,26 @@ class TraceWriter:
         Raises:
             sqlite3.Error, OSError, TraceError: the store cannot be opened or written (the caller counts it).
         """
-        rows = [
+        self.write_many([(spans, root)])
+
+    def write_many(self, requests: Sequence[tuple[Sequence[SpanRow], SpanRow | None]]) -> None:
+        """Store several requests (their spans, and their root span or None) in one transaction.
+
+        Raises:
+            sqlite3.Error, OSError, TraceError: the store cannot be opened or written (the caller counts it).
+        """
+        span_rows = [
             (s.trace_id, s.span_id, s.parent, s.name, s.started, s.ms, s.status, s.error, _dumps(s.attributes))
+            for spans, _ in requests
             for s in spans
         ]
+        trace_rows = [_trace_row(root) for _, root in requests if root is not None]
         with self._lock:
             conn = self._connect()
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany("INSERT OR REPLACE INTO spans VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-                if root is not None:
-                    a = root.attributes
-                    abstained = a.get(ABSTAINED)
-                    question = a.get(QUESTION)
-                    config_hash = a.get(CONFIG_HASH)
-                    conn.execute(
-                        "INSERT OR REPLACE INTO traces VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            root.trace_id,
-                            root.name,
-                            root.started,
-                            root.ms,
-                            root.status,
-                            question if isinstance(question, str) else None,
-                            int(abstained) if isinstance(abstained, bool) else None,
-                            config_hash if isinstance(config_hash, str) else None,
-                            _dumps(a),
-                        ),
-                    )
+                conn.executemany("INSERT OR REPLACE INTO spans VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", span_rows)
+                conn.executemany("INSERT OR REPLACE INTO traces VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", trace_rows)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -165,6 +157,22 @@ class TraceWriter:
             if self._conn is not None and self._pid == os.getpid():
                 self._conn.close()
             self._conn = None
+
+
+def _trace_row(root: SpanRow) -> tuple[object, ...]:
+    a = root.attributes
+    abstained, question, config_hash = a.get(ABSTAINED), a.get(QUESTION), a.get(CONFIG_HASH)
+    return (
+        root.trace_id,
+        root.name,
+        root.started,
+        root.ms,
+        root.status,
+        question if isinstance(question, str) else None,
+        int(abstained) if isinstance(abstained, bool) else None,
+        config_hash if isinstance(config_hash, str) else None,
+        _dumps(a),
+    )
 
 
 def _dumps(attributes: Mapping[str, Any]) -> str:

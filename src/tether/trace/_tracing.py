@@ -274,7 +274,7 @@ class Tracing:
             errors = ExportErrors()
             provider = TracerProvider(
                 resource=Resource.create({"service.name": "tether"}),
-                shutdown_on_exit=self.otlp_endpoint is not None,  # batched spans are sent at exit even unclosed
+                shutdown_on_exit=True,  # queued spans are written (and sent) at exit even when nobody closes us
             )
             if self.store_path is not None:
                 provider.add_span_processor(LocalStoreProcessor(self.store_path, errors))
@@ -288,7 +288,9 @@ class Tracing:
             return self._tracer
 
     def flush(self, timeout_s: float = 30.0) -> bool:
-        """Send what is batched for OTLP now; False when it did not finish in ``timeout_s``."""
+        """Write what is queued for the local store and send what is batched for OTLP now; False when that did not
+        finish in ``timeout_s``. Requests are written in the background within ~50 ms; flush before reading the
+        store in the same process."""
         provider = self._provider
         return True if provider is None else bool(provider.force_flush(int(timeout_s * 1000)))
 
