@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ def value_of(v: AnyValue) -> Any:
 class Receiver:
     url: str
     status: int = 200
+    delay_s: float = 0.0  # a slow collector: each request waits this long before it is read
     bodies: int = 0
     headers: list[dict[str, str]] = field(default_factory=list)
     spans: list[ReceivedSpan] = field(default_factory=list)
@@ -70,6 +72,8 @@ def serve(status: int = 200) -> Iterator[Receiver]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802
+            if receiver.delay_s:
+                time.sleep(receiver.delay_s)
             length = int(self.headers.get("Content-Length", 0))
             body = _decode(self.rfile.read(length), self.headers.get("Content-Encoding"))
             with receiver.lock:

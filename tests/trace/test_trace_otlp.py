@@ -142,6 +142,29 @@ def test_a_closed_port_never_fails_a_request_and_is_reported_once(
         assert len(reader.traces(limit=0)) == 20
 
 
+def test_a_collector_slower_than_the_traffic_drops_spans_counted_not_silently(
+    receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    receiver.delay_s = 0.4
+    tracing = Tracing(
+        otlp_endpoint=receiver.url,
+        otlp_batch={"max_queue_size": 10, "max_export_batch_size": 5, "schedule_delay_millis": 10},
+    )
+    start = time.perf_counter()
+    for i in range(20):
+        ask(tracing, f"q{i}")  # 3 spans each
+    assert time.perf_counter() - start < 2.0  # the slow collector never slowed a request
+    tracing.close()
+    with receiver.lock:
+        received = len(receiver.spans)
+    assert tracing.export_errors >= 30  # far more than the 10 the queue holds were dropped ...
+    assert received + tracing.export_errors == 60  # ... and every span is either received or counted
+    sdk_drops = [r for r in caplog.records if "Queue full" in r.getMessage()]
+    assert sdk_drops == []  # none was dropped by the SDK behind our back
+    assert len(tether_warnings(caplog)) == 1
+
+
 def test_closing_with_a_dead_collector_waits_no_longer_than_the_close_timeout() -> None:
     tracing = Tracing(otlp_endpoint=f"http://127.0.0.1:{closed_port()}", close_timeout_s=1.0)  # export timeout 5 s
     for i in range(5):

@@ -33,6 +33,8 @@ _LINGER_S = 0.05
 """How long the store's writer waits after the first queued request, so that a burst shares one commit."""
 _MAX_QUEUED = 10_000
 """Requests waiting for the store's writer before new ones are dropped (and counted as export errors)."""
+_OTLP_QUEUE = 20_000
+"""Spans waiting to be sent by OTLP before new ones are dropped (and counted); the SDK's default is 2,048."""
 
 
 class ExportErrors:
@@ -299,8 +301,11 @@ class CountingExporter(SpanExporter):
         self._errors = errors
         self._lock = threading.Lock()
         self._shut = False
+        self.waiting = 0  # spans handed to the batcher and not yet given to export (its queue, as we count it)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        with self._lock:
+            self.waiting = max(0, self.waiting - len(spans))
         _quiet.start()
         error = None
         try:
@@ -335,6 +340,33 @@ class CountingExporter(SpanExporter):
         return self._inner.force_flush(timeout_millis)
 
 
+class BoundedBatchProcessor(BatchSpanProcessor):
+    """The SDK's batching processor, but a span that would not fit its queue (a collector slower than the
+    traffic) is dropped here and counted as an export error, instead of being dropped by the SDK with a log line
+    per span and no count."""
+
+    def __init__(self, exporter: CountingExporter, errors: ExportErrors, destination: str, **batch: Any) -> None:
+        batch.setdefault("max_queue_size", _OTLP_QUEUE)
+        super().__init__(exporter, **batch)
+        self._counting = exporter
+        self._errors = errors
+        self._destination = destination
+        self._limit = int(batch["max_queue_size"])
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if span.context is None or not span.context.trace_flags.sampled:
+            return
+        c = self._counting
+        with c._lock:
+            full = c.waiting >= self._limit
+            if not full:
+                c.waiting += 1
+        if full:
+            self._errors.record(self._destination, f"more than {self._limit} spans waiting to be sent; dropped")
+            return
+        super().on_end(span)
+
+
 def otlp_processor(
     endpoint: str, headers: dict[str, str], errors: ExportErrors, *, timeout_s: float, **batch: Any
 ) -> BatchSpanProcessor:
@@ -344,7 +376,8 @@ def otlp_processor(
     url = otlp_url(endpoint)
     # no headers configured: None, so that OTEL_EXPORTER_OTLP_TRACES_HEADERS (where secrets belong) applies
     inner = OTLPSpanExporter(endpoint=url, headers=headers or None, timeout=timeout_s)
-    return BatchSpanProcessor(CountingExporter(inner, f"the OTLP endpoint {redact(url)}", errors), **batch)
+    destination = f"the OTLP endpoint {redact(url)}"
+    return BoundedBatchProcessor(CountingExporter(inner, destination, errors), errors, destination, **batch)
 
 
 def redact(url: str) -> str:

@@ -245,7 +245,8 @@ class Tracing:
 
     @property
     def export_errors(self) -> int:
-        """Exports that failed so far (store writes and OTLP batches), each counted once."""
+        """Exports that failed so far, each counted once: requests not stored (a store that cannot be written, or
+        a full queue), OTLP batches not sent, and spans dropped because the OTLP queue was full."""
         return 0 if self._errors is None else self._errors.count
 
     def request(self, name: str, attributes: Mapping[str, object]) -> _RequestScope | _NoopScope:
