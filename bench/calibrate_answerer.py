@@ -11,6 +11,13 @@ abstained) / 2.
 
     python bench/calibrate_answerer.py            # writes src/tether/data/support_model.json
     python bench/calibrate_answerer.py --json     # the same, figures as JSON on stdout
+
+With ``--reader DIR`` (a reading model exported by bench/train_reader.py: model-int8.onnx + tokenizer.json), the
+reader's logit joins the sentence features and three reader features the answer features, and the support model
+is written to DIR/support_model.json (the folder is then an ``answer.reader``). The reader was trained on most of
+the calibration paragraphs, so the two logistic models and the threshold are fitted on the calibration questions
+it never saw (its SQuAD dev split: paragraphs of articles shared with the measured split, and a seeded 12%);
+figures are on the same measured split as without it.
 """
 
 from __future__ import annotations
@@ -27,11 +34,23 @@ import numpy as np
 from rich.progress import track
 from sklearn.linear_model import LogisticRegression
 
-from _common import CACHE, ROOT, SquadQuestion, load_squad, squad_store
+from _common import CACHE, ROOT, Squad, SquadQuestion, load_squad, squad_store
 from tether import Tether
 from tether.answer import ANSWER_FEATURES, FEATURES, ExtractiveAnswerer, Logistic, SupportModel
+from tether.answer._extractive import _context
 from tether.answer._features import answer_features
+from tether.answer._reader import (
+    MAX_LENGTH,
+    MODEL_FILE,
+    READER_ANSWER_FEATURES,
+    READER_FEATURE,
+    TOKENIZER_FILE,
+    OnnxReader,
+    Reader,
+    reader_answer_features,
+)
 from tether.judge import StoreIdf
+from tether.models._cross_encoder import OnnxPairModel
 from tether.rerank import reranker_from_settings, search_and_rerank
 from tether.retrieve import Retriever
 
@@ -62,8 +81,16 @@ def _placeholder() -> SupportModel:
     return SupportModel(sentence=zero, answer=ans, threshold=0.5)
 
 
-def collect(t: Tether, questions: list[SquadQuestion], *, calibration_only: bool = False) -> list[Cands]:
-    """Per question: candidate sentences' features and whether each contains a gold answer (cached)."""
+def collect(
+    t: Tether,
+    questions: list[SquadQuestion],
+    *,
+    calibration_only: bool = False,
+    reader: Reader | None = None,
+    reader_id: str = "",
+) -> list[Cands]:
+    """Per question: candidate sentences' features (the reader's logit last, with a reader) and whether each
+    contains a gold answer (cached)."""
     key = hashlib.sha256(
         json.dumps(
             [
@@ -73,6 +100,7 @@ def collect(t: Tether, questions: list[SquadQuestion], *, calibration_only: bool
                 FEATURES,
                 [q.id for q in questions],
                 calibration_only,
+                reader_id,
             ]
         ).encode()
     ).hexdigest()[:16]
@@ -92,12 +120,28 @@ def collect(t: Tether, questions: list[SquadQuestion], *, calibration_only: bool
         # The same retrieval as Tether.ask: hybrid, then the reranker's order when it is enabled.
         hits, _ = search_and_rerank(retriever, reranker, t.settings.rerank, q.question, top_k, query_vector=qvecs[i])
         cands = answerer.candidates(q.question, hits, qvecs[i])
-        out.append([(c.features, (not q.is_impossible) and contains_answer(c.text, q.answers)) for c in cands])
+        read = reader.scores(q.question, [(_context(c.hit), c.text) for c in cands]) if reader else []
+        out.append(
+            [
+                ([*c.features, *read[j : j + 1]], (not q.is_impossible) and contains_answer(c.text, q.answers))
+                for j, c in enumerate(cands)
+            ]
+        )
     store.close()
     cache.parent.mkdir(parents=True, exist_ok=True)
     with cache.open("wb") as f:
         pickle.dump(out, f)
     return out
+
+
+def reader_unseen_paragraphs(squad: Squad) -> set[str]:
+    """Calibration paragraphs in the reading model's SQuAD dev split (bench/train_reader.py's rule): those of an
+    article that also has measured paragraphs, and a seeded 12% of the rest."""
+    from train_reader import SEED, _held_out
+
+    title = {p["_id"]: p["title"] for p in squad.paragraphs}
+    measured_articles = {title[p] for p in title if p not in squad.calibration_paragraphs}
+    return {p for p in squad.calibration_paragraphs if title[p] in measured_articles or _held_out(p, 0.12, SEED)}
 
 
 def fit(X: np.ndarray, y: np.ndarray, names: tuple[str, ...]) -> Logistic:
@@ -114,6 +158,17 @@ def fit(X: np.ndarray, y: np.ndarray, names: tuple[str, ...]) -> Logistic:
     )
 
 
+def question_row(model: SupportModel, cands: Cands) -> tuple[list[float], bool]:
+    """The answer model's features for one question (as the answerer computes them) and whether the best
+    sentence holds a gold answer."""
+    ps = [model.sentence.probability(x) for x, _ in cands]
+    order = sorted(range(len(cands)), key=lambda i: -ps[i])
+    x = answer_features([ps[i] for i in order], [cands[i][0] for i in order])
+    if READER_FEATURE in model.sentence.features:
+        x += reader_answer_features([cands[i][0][-1] for i in order])
+    return x, cands[order[0]][1]
+
+
 def decide(model: SupportModel, per_q: list[Cands]) -> list[tuple[float, bool]]:
     """(support, whether the cited best sentence holds a gold answer) per question."""
     res = []
@@ -121,10 +176,8 @@ def decide(model: SupportModel, per_q: list[Cands]) -> list[tuple[float, bool]]:
         if not cands:
             res.append((0.0, False))
             continue
-        ps = [model.sentence.probability(x) for x, _ in cands]
-        order = sorted(range(len(cands)), key=lambda i: -ps[i])
-        x = answer_features([ps[i] for i in order], [cands[i][0] for i in order])
-        res.append((model.answer.probability(x), cands[order[0]][1]))
+        x, ok = question_row(model, cands)
+        res.append((model.answer.probability(x), ok))
     return res
 
 
@@ -158,33 +211,51 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print figures as JSON")
     ap.add_argument("--out", type=Path, default=MODEL_OUT, help="where to write the support model")
     ap.add_argument("--limit", type=int, default=0, help="use only N questions per split (smoke runs)")
+    ap.add_argument("--reader", type=Path, default=None, help="a reading-model folder: fit the support model with it")
     args = ap.parse_args()
 
     t0 = time.time()
     t = Tether.open(None)
     squad = load_squad()
     cal_q, mea_q = squad.split("calibration"), squad.split("measure")
+    reader: Reader | None = None
+    reader_id = ""
+    sentence_names, answer_names = FEATURES, ANSWER_FEATURES
+    trained_on = "SQuAD 2.0 dev half, calibration split (questions on paragraphs 1-323 in file order)"
+    if args.reader is not None:
+        reader = OnnxReader(
+            OnnxPairModel(args.reader / MODEL_FILE, args.reader / TOKENIZER_FILE, max_length=MAX_LENGTH, batch_size=32)
+        )
+        reader_id = hashlib.sha256((args.reader / MODEL_FILE).read_bytes()).hexdigest()[:16]
+        unseen = reader_unseen_paragraphs(squad)
+        cal_q = [q for q in cal_q if q.paragraph_id in unseen]
+        sentence_names, answer_names = (*FEATURES, READER_FEATURE), (*ANSWER_FEATURES, *READER_ANSWER_FEATURES)
+        trained_on = (
+            "SQuAD 2.0 dev half, the calibration questions the reading model never saw (its dev split: "
+            f"{len(unseen)} of the 323 calibration paragraphs); reader {reader_id}"
+        )
+        if args.out == MODEL_OUT:
+            args.out = args.reader / "support_model.json"
     if args.limit:
         cal_q, mea_q = cal_q[: args.limit], mea_q[: args.limit]
-    cal = collect(t, cal_q)
-    mea = collect(t, mea_q)
+    cal = collect(t, cal_q, reader=reader, reader_id=reader_id)
+    mea = collect(t, mea_q, reader=reader, reader_id=reader_id)
 
     # Stage 1 on calibration sentences.
     X = np.array([x for cands in cal for x, _ in cands], dtype=np.float64)
     y = np.array([lab for cands in cal for _, lab in cands], dtype=np.int64)
     model = _placeholder()
-    model.sentence = fit(X, y, FEATURES)
+    model.sentence = fit(X, y, sentence_names)
     # Stage 2 on calibration questions: label = answerable and the best sentence holds a gold answer.
     rows, labels = [], []
     for cands in cal:
         if not cands:
             continue
-        ps = [model.sentence.probability(x) for x, _ in cands]
-        order = sorted(range(len(cands)), key=lambda i: -ps[i])
-        rows.append(answer_features([ps[i] for i in order], [cands[i][0] for i in order]))
-        labels.append(cands[order[0]][1])
-    model.answer = fit(np.array(rows), np.array(labels, dtype=np.int64), ANSWER_FEATURES)
-    model.trained_on = "SQuAD 2.0 dev half, calibration split (questions on paragraphs 1-323 in file order)"
+        x, ok = question_row(model, cands)
+        rows.append(x)
+        labels.append(ok)
+    model.answer = fit(np.array(rows), np.array(labels, dtype=np.int64), answer_names)
+    model.trained_on = trained_on
 
     cal_dec = decide(model, cal)
     grid = sorted({round(p, 3) for p, _ in cal_dec} | {0.0, 1.0})
@@ -196,7 +267,7 @@ def main() -> None:
     # answer is in the documents (questions of an article that also has calibration paragraphs are left out).
     cal_titles = {p["title"] for p in squad.paragraphs if p["_id"] in squad.calibration_paragraphs}
     ooc_q = [q for q in mea_q if q.paragraph_id.rsplit("#", 1)[0] not in cal_titles]
-    ooc_dec = decide(model, collect(t, ooc_q, calibration_only=True))
+    ooc_dec = decide(model, collect(t, ooc_q, calibration_only=True, reader=reader, reader_id=reader_id))
     ooc_abstained = sum(1 for p, _ in ooc_dec if p < best) / max(len(ooc_q), 1)
     model.metrics = {k: round(float(v), 4) for k, v in measured.items()}
     model.metrics["out_of_corpus_abstained"] = round(ooc_abstained, 4)
@@ -206,8 +277,8 @@ def main() -> None:
         "split_calibration_questions": len(cal_q),
         "split_measured_questions": len(mea_q),
         "threshold": best,
-        "sentence_coefficients": dict(zip(FEATURES, [round(c, 3) for c in model.sentence.coef], strict=True)),
-        "answer_coefficients": dict(zip(ANSWER_FEATURES, [round(c, 3) for c in model.answer.coef], strict=True)),
+        "sentence_coefficients": dict(zip(sentence_names, [round(c, 3) for c in model.sentence.coef], strict=True)),
+        "answer_coefficients": dict(zip(answer_names, [round(c, 3) for c in model.answer.coef], strict=True)),
         "calibration": rates(cal_dec, cal_q, best),
         "measured": measured,
         "out_of_corpus_questions": len(ooc_q),

@@ -324,11 +324,12 @@ def base_model_dir() -> Path:
     return path
 
 
-def training_stream(train: list[Pair], neg_per_pos: float, seed: int) -> list[Pair]:
-    """SQuAD and QNLI pairs all (the target task, its adversarial unanswerables, and a balanced set); SelQA's
-    positives with `neg_per_pos` random negatives of the same question each (its sections are long)."""
+def training_stream(train: list[Pair], neg_per_pos: float, seed: int, squad_repeat: int = 1) -> list[Pair]:
+    """SQuAD and QNLI pairs all (the target task, its adversarial unanswerables, and a balanced set), SQuAD's
+    `squad_repeat` times; SelQA's positives with `neg_per_pos` random negatives of the same question each (its
+    sections are long)."""
     rng = random.Random(seed)
-    out = [p for p in train if p.src != "selqa"]
+    out = [p for p in train if p.src == "qnli"] + [p for p in train if p.src == "squad"] * max(1, squad_repeat)
     by: dict[str, list[Pair]] = {}
     for p in train:
         if p.src == "selqa":
@@ -381,7 +382,7 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     base = base_model_dir()
     tok = AutoTokenizer.from_pretrained(base)
     model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
-    stream = training_stream(load_pairs(DATA / "train.jsonl.gz"), args.neg_per_pos, args.seed)
+    stream = training_stream(load_pairs(DATA / "train.jsonl.gz"), args.neg_per_pos, args.seed, args.squad_repeat)
     batches = batches_for(stream, args.batch, args.steps, args.seed)
     dev = dev_sample(load_pairs(DATA / "dev.jsonl.gz"), args.dev_pairs, args.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
@@ -397,6 +398,7 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
         "steps": args.steps,
         "batch": args.batch,
         "lr": args.lr,
+        "squad_repeat": args.squad_repeat,
         "max_length": MAX_LENGTH,
         "threads": args.threads,
         "dev_pairs": len(dev),
@@ -668,6 +670,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=4e-5)
     ap.add_argument("--neg-per-pos", type=float, default=2.0, help="negatives kept per positive in the stream")
+    ap.add_argument("--squad-repeat", type=int, default=1, help="times SQuAD's pairs appear in a pass (the target)")
     ap.add_argument("--eval-every", type=int, default=400, help="steps between dev checks (and checkpoints)")
     ap.add_argument("--dev-pairs", type=int, default=1500, help="dev pairs scored at each check (seeded sample)")
     ap.add_argument("--resume", action="store_true", help="continue from the last checkpoint")

@@ -260,9 +260,14 @@ class Tether:
     def answerer(self) -> ExtractiveAnswerer:
         with self._lock:
             if self._answerer is None:
-                self._answerer = ExtractiveAnswerer(
-                    self._searchable_store(), self.embedder, self.settings.answer, load_support_model()
-                )
+                a = self.settings.answer
+                model, reader = load_support_model(), None
+                if a.reader is not None:
+                    from tether.answer._reader import load_reader
+
+                    bundle = load_reader(resolve_path(a.reader, self.settings.root))
+                    model, reader = bundle.support, bundle.reader
+                self._answerer = ExtractiveAnswerer(self._searchable_store(), self.embedder, a, model, reader)
             return self._answerer
 
     def _grounded(self) -> GroundedAnswerer:

@@ -12,6 +12,7 @@ import numpy.typing as npt
 
 from tether.answer._features import answer_features, features, question_terms
 from tether.answer._model import SupportModel
+from tether.answer._reader import Reader, reader_answer_features, uses_reader
 from tether.config import AnswerSettings
 from tether.contracts import Answer, Citation, Hit, TraceEvent
 from tether.judge._idf import StoreIdf
@@ -167,6 +168,11 @@ class _TableHeaders:
         return header
 
 
+def _context(hit: Hit) -> str:
+    """What the reader reads above a sentence: the document's title, else its innermost section."""
+    return hit.title or (hit.section[-1] if hit.section else "")
+
+
 class ExtractiveAnswerer:
     """The offline answerer: quote the sentences that answer, or say "not in the documents".
 
@@ -174,11 +180,24 @@ class ExtractiveAnswerer:
     one is cited if its probability reaches the calibrated threshold, otherwise Tether abstains.
     """
 
-    def __init__(self, store: SQLiteStore, embedder: Embedder, settings: AnswerSettings, model: SupportModel) -> None:
+    def __init__(
+        self,
+        store: SQLiteStore,
+        embedder: Embedder,
+        settings: AnswerSettings,
+        model: SupportModel,
+        reader: Reader | None = None,
+    ) -> None:
+        if uses_reader(model) != (reader is not None):
+            raise ValueError(
+                "a support model fitted with the reader's score needs that reader, and only such a model can use one"
+            )
         self.store = store
         self.embedder = embedder
         self.settings = settings
         self.model = model
+        self.reader = reader
+        self._local = threading.local()  # reader_ms: this thread's last reader pass (for the trace)
         self._vectors = _VectorCache(embedder)
         self._idf = StoreIdf(store)
         self._tables = _TableHeaders(store)
@@ -214,17 +233,31 @@ class ExtractiveAnswerer:
         passage_vecs = self._vectors.get([h.text for h in hits])
         cos_s = sent_vecs @ question_vector
         cos_p = passage_vecs @ question_vector
+        read: list[float] = []
+        if self.reader is not None:
+            t0 = time.perf_counter()
+            read = self.reader.scores(question, [(_context(hit), text) for _, hit, _, _, text in spans])
+            self._local.reader_ms = (time.perf_counter() - t0) * 1000
         out = []
         for i, (rank, hit, s, e, text) in enumerate(spans):
             x = features(q, text, hit.text, float(cos_s[i]), float(cos_p[rank]), rank)
+            if read:
+                x.append(read[i])
             quote = hit.text[s:e]
             out.append(Candidate(hit, hit.start + s, hit.start + e, quote, x, self.model.sentence.probability(x)))
         out.sort(key=lambda c: -c.probability)
         return out
 
+    def _reader_detail(self) -> dict[str, object]:
+        if self.reader is None:
+            return {}
+        return {"reader": self.reader.name, "reader_ms": round(getattr(self._local, "reader_ms", 0.0), 2)}
+
     def support(self, cands: list[Candidate]) -> float:
         """Probability that citing the best candidate answers the question correctly."""
         x = answer_features([c.probability for c in cands], [c.features for c in cands])
+        if self.reader is not None:
+            x += reader_answer_features([c.features[-1] for c in cands])
         return self.model.answer.probability(x)
 
     def answer(
@@ -245,6 +278,7 @@ class ExtractiveAnswerer:
             TraceEvent(
                 stage="extractive",
                 detail={
+                    **self._reader_detail(),
                     "candidates": len(cands),
                     "support": round(best, 4),
                     "threshold": th,

@@ -189,6 +189,11 @@ class AnswerSettings(_Strict):
         None, ge=0.0, le=1.0, description="support threshold; null = the calibrated value shipped with Tether"
     )
     not_found_text: str = "Not in the documents."
+    reader: str | None = Field(
+        None,
+        description="extractive: a reading-model folder (model-int8.onnx, tokenizer.json, support_model.json; "
+        "docs/reader.md) whose scores join the support features; null = the packaged features-only model",
+    )
     compute: ComputeSettings = ComputeSettings()
 
 
