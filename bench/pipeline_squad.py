@@ -6,14 +6,21 @@ prints, for each path, the share of answerable questions answered with a gold an
 share of unanswerable questions abstained.
 
     python bench/pipeline_squad.py [--limit N] [--json]
+    python bench/pipeline_squad.py --reader .tether/models/tether-reader --no-compare   # with a reading model
+
+Also prints the warm `Tether.ask` latency (p50/p95 over the questions, after the index is built) and the
+process's peak RSS.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
+import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from rich.progress import track
@@ -50,24 +57,39 @@ def same(a: Answer, b: Answer) -> bool:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--limit", type=int, default=0, help="only the first N measured questions (a smoke run)")
+    ap.add_argument("--reader", type=Path, default=None, help="ask with answer.reader set to this folder")
+    ap.add_argument("--no-compare", action="store_true", help="skip the old code path (pipeline figures only)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     squad = load_squad()
     questions = squad.split("measure")[: args.limit or None]
     with tempfile.TemporaryDirectory(prefix="tether-squad-") as d:
         cfg = Path(d) / "tether.yaml"
-        cfg.write_text(default_yaml(), encoding="utf-8")
+        text = default_yaml()
+        if args.reader is not None:
+            text = text.replace("  reader: null", f"  reader: {args.reader.resolve()}", 1)
+        cfg.write_text(text, encoding="utf-8")
         t = Tether.open(cfg)
         ing = Ingestor(t.store(create=True), t.embedder, t.settings.ingest)
         ing.add_records((p["_id"], p["title"], p["text"]) for p in squad.paragraphs)
         ing.flush()
         differ: list[str] = []
         tally = {"pipeline": [0, 0], "before": [0, 0]}  # [answerable right, unanswerable abstained]
+        if args.no_compare:
+            del tally["before"]
+        t.ask(questions[0].question)  # warm: models loaded
+        ms: list[float] = []
         for q in track(questions, description="asking", transient=True):
-            new, old = t.ask(q.question), old_ask(t, q.question)
-            if not same(new, old):
-                differ.append(q.id)
-            for name, a in (("pipeline", new), ("before", old)):
+            t0 = time.perf_counter()
+            new = t.ask(q.question)
+            ms.append((time.perf_counter() - t0) * 1000)
+            answers = [("pipeline", new)]
+            if not args.no_compare:
+                old = old_ask(t, q.question)
+                answers.append(("before", old))
+                if not same(new, old):
+                    differ.append(q.id)
+            for name, a in answers:
                 if q.is_impossible:
                     tally[name][1] += a.abstained
                 else:
@@ -75,7 +97,15 @@ def main() -> None:
         t.close()
     n_ans = sum(not q.is_impossible for q in questions)
     n_una = len(questions) - n_ans
-    out: dict[str, object] = {"questions": len(questions), "answers_that_differ": len(differ), "differ": differ[:20]}
+    out: dict[str, object] = {
+        "questions": len(questions),
+        "reader": str(args.reader) if args.reader else None,
+        "ask_p50_ms": round(statistics.median(ms), 1),
+        "ask_p95_ms": round(statistics.quantiles(ms, n=20)[18], 1) if len(ms) >= 20 else None,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+    if not args.no_compare:
+        out |= {"answers_that_differ": len(differ), "differ": differ[:20]}
     for name, (right, abstained) in tally.items():
         a, u = right / max(n_ans, 1), abstained / max(n_una, 1)
         out[name] = {

@@ -13,6 +13,7 @@ import numpy.typing as npt
 from tether.answer._features import answer_features, features, question_terms
 from tether.answer._model import SupportModel
 from tether.answer._reader import Reader, reader_answer_features, uses_reader
+from tether.answer._yesno import yes_no
 from tether.config import AnswerSettings
 from tether.contracts import Answer, Citation, Hit, TraceEvent
 from tether.judge._idf import StoreIdf
@@ -61,6 +62,12 @@ class Candidate:
     text: str
     features: list[float]
     probability: float
+    reading: str = ""  # how it was read, when not as quoted: a table row with its header ("City: Lisbon; ...")
+
+    @property
+    def read(self) -> str:
+        """What the answer says for this candidate: its reading, else its exact text."""
+        return self.reading or self.text
 
 
 def _citation(n: int, c: Candidate) -> Citation:
@@ -244,7 +251,10 @@ class ExtractiveAnswerer:
             if read:
                 x.append(read[i])
             quote = hit.text[s:e]
-            out.append(Candidate(hit, hit.start + s, hit.start + e, quote, x, self.model.sentence.probability(x)))
+            reading = text if text != quote else ""
+            out.append(
+                Candidate(hit, hit.start + s, hit.start + e, quote, x, self.model.sentence.probability(x), reading)
+            )
         out.sort(key=lambda c: -c.probability)
         return out
 
@@ -319,10 +329,13 @@ class ExtractiveAnswerer:
         parts = []
         for n, c in enumerate(chosen, 1):
             citations.append(_citation(n, c))
-            parts.append(f"{' '.join(c.text.split())} [{n}]")
+            parts.append(f"{' '.join(c.read.split())} [{n}]")
+        label = yes_no(question, chosen[0].read)  # "Yes."/"No." only when the cited evidence settles it
+        if label is not None:
+            trace[-1].detail["yes_no"] = label
         return Answer(
             question=question,
-            text=" ".join(parts),
+            text=" ".join([f"{label}." if label else "", *parts]).strip(),
             abstained=False,
             citations=citations,
             support=best,
