@@ -1,4 +1,4 @@
-"""Tether's learned support judge: real MiniLM embeddings and the packaged model trained on SciFact train."""
+"""Tether's learned support judge: real MiniLM embeddings and the packaged model (trained on permissive data)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,13 @@ def judge() -> LearnedJudge:
 
 
 def test_it_is_a_judge(judge: LearnedJudge) -> None:
-    assert isinstance(judge, Judge) and judge.name == "learned:scifact-train"
+    assert isinstance(judge, Judge) and judge.name == "learned:" + judge.model.trained_on
+
+
+def test_the_packaged_model_is_trained_on_permissive_data_only() -> None:
+    trained_on = load_judge_model().trained_on
+    assert "CC BY-SA" in trained_on
+    assert not any(nc in trained_on.lower() for nc in ("scifact", "anli", "wikiqa", "wice", "-nc", " nc "))
 
 
 def test_a_claim_its_evidence_states_is_supported(judge: LearnedJudge) -> None:

@@ -1,5 +1,6 @@
 """Tether's own support judge: MiniLM similarities and lexical/number/polarity agreement, combined by
-a softmax regression trained by ``bench/train_judge.py`` on SciFact train claims.
+a softmax regression trained by ``bench/train_judge.py`` on permissively licensed data only (FEVER-Symmetric,
+CC BY-SA 3.0, and QNLI dev, CC BY-SA 4.0); the former SciFact-trained model (CC BY-NC) is opt-in by path.
 
 No NLI or cross-encoder model can be had offline here, so this is built from what exists; a real
 ONNX NLI model plugs in by path (``tether.judge.OnnxNLIJudge``) behind the same protocol.
