@@ -82,3 +82,12 @@ def test_search_reranks_when_enabled_and_says_so_in_the_trace(tmp_path: Path) ->
     (tmp_path / "tether.yaml").write_text("rerank: {enabled: false}\n")
     off = Tether.open(tmp_path / "tether.yaml")
     assert all(h.rerank_score is None for h in off.search("tomatoes", k=2))
+
+
+def test_the_packaged_reranker_is_trained_on_permissive_data_only() -> None:
+    from tether.rerank import load_rerank_model
+
+    m = load_rerank_model()
+    assert "CC BY-SA" in m.trained_on and "Apache" in m.trained_on
+    assert "scifact" not in m.trained_on.lower() and "scifact" not in m.name.lower()
+    assert len(LearnedReranker(m).name) <= 40  # a short tag in traces; the file keeps the full provenance

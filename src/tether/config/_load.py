@@ -54,7 +54,7 @@ retrieval:
 
 rerank:
   enabled: {rerank_enabled}                 # reorder the retrieved candidates before the top_k are taken
-  model: learned                # packaged model trained on SciFact train (no model pass), or an ONNX cross-encoder
+  model: learned                # packaged model (SQuAD + SelQA, permissive; no model pass), or an ONNX cross-encoder
   tokenizer: null               # tokenizer.json, needed when model is a path
   depth: null                   # candidates reranked; null = the depth chosen at training under a latency budget
   max_length: 256               # cross-encoder only: tokens per (query, passage) pair

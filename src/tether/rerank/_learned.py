@@ -1,5 +1,6 @@
 """Tether's own reranker: a logistic model over retrieval scores and query/chunk matching features,
-trained by ``bench/train_reranker.py`` on SciFact train queries. A real cross-encoder plugs in by path
+trained by ``bench/train_reranker.py`` on permissive data only (SQuAD 2.0 calibration questions, CC BY-SA 4.0, and
+SelQA, Apache-2.0); SciFact (CC BY-NC) only evaluates it. A real cross-encoder plugs in by path
 (``tether.rerank.OnnxCrossEncoder``) behind the same protocol."""
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class RerankModel(TrainedModel):
 
     model: Logistic
     depth: int
+    name: str = ""  # a short tag for traces and `tether search` ("squad+selqa"); trained_on says it in full
 
 
 def load_rerank_model(path: str | Path | None = None) -> RerankModel:
@@ -54,7 +56,7 @@ class LearnedReranker:
     def __init__(self, model: RerankModel | None = None, idf: IdfSource | None = None) -> None:
         self.model = model or load_rerank_model()
         self.idf_source: IdfSource = idf or UniformIdf()
-        self.name = "learned:" + (self.model.trained_on or "reranker")
+        self.name = "learned:" + (self.model.name or self.model.trained_on or "reranker")
 
     def scores(self, query: str, hits: list[Hit]) -> list[float]:
         idf, max_idf = self.idf_source.idf(words(query))
