@@ -51,7 +51,7 @@ from tether.answer._reader import (
 )
 from tether.judge import StoreIdf
 from tether.models._cross_encoder import OnnxPairModel
-from tether.rerank import reranker_from_settings, search_and_rerank
+from tether.rerank import load_rerank_model, reranker_from_settings, search_and_rerank
 from tether.retrieve import Retriever
 
 MODEL_OUT = ROOT / "src" / "tether" / "data" / "support_model.json"
@@ -81,6 +81,13 @@ def _placeholder() -> SupportModel:
     return SupportModel(sentence=zero, answer=ans, threshold=0.5)
 
 
+def reranker_identity(t: Tether) -> str:
+    """What the packaged reranker is (its file's content hash): features cached with another are not reused."""
+    if not t.settings.rerank.enabled or t.settings.rerank.model != "learned":
+        return ""
+    return hashlib.sha256(load_rerank_model().model_dump_json().encode()).hexdigest()[:16]
+
+
 def collect(
     t: Tether,
     questions: list[SquadQuestion],
@@ -97,6 +104,7 @@ def collect(
                 t.settings.index_hash,
                 t.settings.retrieval.model_dump(mode="json"),
                 t.settings.rerank.model_dump(mode="json"),
+                reranker_identity(t),
                 FEATURES,
                 [q.id for q in questions],
                 calibration_only,
