@@ -426,3 +426,61 @@ def test_verify_stops_early_on_a_long_log_and_can_run_again(tmp_path: Path, monk
         log.append("answer", "me", {})  # the log stays usable after a failed verify
         report = log.verify()
         assert report.first_bad_seq == 6 and report.entries == N + 1
+
+
+def test_a_log_another_process_is_creating_is_waited_for_not_refused(tmp_path: Path) -> None:
+    """Switching an empty file to WAL while another connection holds its write lock made SQLite answer "database
+    is locked" at once, without waiting (seen in CI: two executors starting together, the second failed closed
+    with its step undone). Now the creator retries until the other is done."""
+    import threading
+
+    path = tmp_path / "audit.db"
+    sqlite3.connect(path).close()
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another process mid-creation holds the write lock
+    timer = threading.Timer(0.5, lambda: other.execute("COMMIT"))
+    timer.start()
+    started = time.monotonic()
+    with AuditLog.open(path, durable=False) as log:
+        log.append("probe", "test", {"n": 1})
+    timer.join()
+    other.close()
+    assert time.monotonic() - started >= 0.4  # it waited for the other writer ...
+    assert verify_file(path).ok  # ... and created a whole log
+
+
+OPENER = textwrap.dedent(
+    """
+    import sys, time
+    from tether.guard import AuditLog
+    start = float(sys.argv[2])
+    while time.time() < start:  # every process opens the same fresh log at the same moment
+        time.sleep(0.001)
+    with AuditLog.open(sys.argv[1], durable=False) as log:
+        log.append("probe", "test", {"pid": sys.argv[3]}, config_hash="h")
+    print("ok")
+    """
+)
+
+
+@pytest.mark.parametrize("round_", range(2))
+def test_processes_creating_one_log_at_once_all_open_it(tmp_path: Path, round_: int) -> None:
+    """Executors that start together create the log together: "database is locked" from switching to WAL was
+    raised at once (seen in CI), and the second executor then failed closed with its step undone."""
+    path = tmp_path / "audit.db"
+    start = time.time() + 1.0
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPENER, str(path), str(start), str(n)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(8)
+    ]
+    for p in procs:
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0 and out.strip() == "ok", err
+    assert verify_file(path).ok
+    with AuditLog.open(path, read_only=True) as log:
+        assert len(list(log.entries())) == 8

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 import uuid
 from pathlib import Path
 
@@ -64,14 +65,17 @@ def connect_read_only(p: Path) -> sqlite3.Connection:
     return conn
 
 
-def check_or_create(conn: sqlite3.Connection, p: Path, *, create: bool) -> int:
-    """Check that ``conn`` holds an audit log this Tether reads (creating one in an empty file); its version."""
-    not_a_log = f"{p} is not a Tether audit log"
-    try:
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    except sqlite3.DatabaseError as e:
-        raise AuditLogError(f"{not_a_log} (not an SQLite database: {e})") from e
-    if not tables and create:
+_CREATE_WAIT_S = 10.0
+
+
+def _create(conn: sqlite3.Connection, p: Path) -> None:
+    """Create the schema in an empty database. Several processes may try at once (executors starting together):
+    switching to WAL needs the file to itself and SQLite answers "database is locked" at once instead of waiting,
+    so a locked attempt is retried with backoff for up to 10 s; the statements are idempotent, and whoever comes
+    second finds the tables and the metadata already there (INSERT OR IGNORE keeps the first log id)."""
+    deadline = time.monotonic() + _CREATE_WAIT_S
+    pause = 0.01
+    while True:
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("BEGIN IMMEDIATE")  # executescript() would COMMIT: run the statements one by one
@@ -86,8 +90,26 @@ def check_or_create(conn: sqlite3.Connection, p: Path, *, create: bool) -> int:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            return
+        except sqlite3.OperationalError as e:
+            locked = "locked" in str(e) or "busy" in str(e)
+            if not locked or time.monotonic() >= deadline:
+                raise AuditLogError(f"cannot create the audit log {p}: {e}") from e
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
         except sqlite3.Error as e:
             raise AuditLogError(f"cannot create the audit log {p}: {e}") from e
+
+
+def check_or_create(conn: sqlite3.Connection, p: Path, *, create: bool) -> int:
+    """Check that ``conn`` holds an audit log this Tether reads (creating one in an empty file); its version."""
+    not_a_log = f"{p} is not a Tether audit log"
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as e:
+        raise AuditLogError(f"{not_a_log} (not an SQLite database: {e})") from e
+    if not tables and create:
+        _create(conn, p)
         tables = {"audit_meta", "entries"}
     if "audit_meta" not in tables or "entries" not in tables:
         what = "an empty SQLite database" if not tables else "an SQLite database of another kind"
