@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,19 @@ from tether.store import SQLiteStore
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("TETHER_SHARED_DATA", ROOT.parent / "shared" / "data"))
 CACHE = ROOT / ".tether" / "bench"
+
+
+def paragraph_position(order: Iterable[int], paths: dict[int, str], gold: str, k: int = 10) -> int:
+    """1-based rank of ``gold`` among the first ``k`` distinct paragraphs that the chunk ids in ``order`` belong to
+    (``paths``: chunk id -> paragraph id); 0 when it is not among them."""
+    ranked: list[str] = []
+    for cid in order:
+        p = paths.get(cid)
+        if p is not None and p not in ranked:
+            ranked.append(p)
+        if len(ranked) >= k:
+            break
+    return ranked.index(gold) + 1 if gold in ranked else 0
 
 
 def need(path: Path) -> Path:

@@ -16,7 +16,7 @@ import sys
 import numpy as np
 from rich.progress import track
 
-from _common import load_squad, squad_store
+from _common import load_squad, paragraph_position, squad_store
 from tether import Tether
 from tether.judge import StoreIdf
 from tether.rerank import LearnedReranker
@@ -51,14 +51,7 @@ def main() -> None:
             else:
                 fused, _ = retriever.rank(q.question, mode=mode, query_vector=vecs[i])  # type: ignore[arg-type]
                 order = [x.chunk_id for x in fused]
-            ranked: list[str] = []
-            for cid in order:
-                p = paths.get(cid)
-                if p is not None and p not in ranked:
-                    ranked.append(p)
-                if len(ranked) >= 10:
-                    break
-            pos = ranked.index(q.paragraph_id) + 1 if q.paragraph_id in ranked else 0
+            pos = paragraph_position(order, paths, q.paragraph_id)
             r1.append(pos == 1)
             r5.append(0 < pos <= 5)
             rr.append(1.0 / pos if pos else 0.0)

@@ -38,7 +38,7 @@ import numpy as np
 from rich.progress import track
 from sklearn.linear_model import LogisticRegression
 
-from _common import CACHE, ROOT, SHARED, load_squad, need, squad_store
+from _common import CACHE, ROOT, SHARED, load_squad, need, paragraph_position, squad_store
 from tether import Tether
 from tether.contracts import Hit
 from tether.evals import load_beir, ndcg_at_k, recall_at_k
@@ -256,14 +256,7 @@ def squad_measured(t: Tether, models: dict[str, RerankModel]) -> dict[str, dict[
                 hits = retriever.search(q.question, max(SQUAD_HEAD, m.depth), query_vector=vecs[i], collapse=False)
                 head = LearnedReranker(m, idf).rerank(q.question, hits[: m.depth])
                 order = [h.chunk_id for h in head + hits[m.depth :]]
-            ranked: list[str] = []
-            for cid in order:
-                p = paths.get(cid)
-                if p is not None and p not in ranked:
-                    ranked.append(p)
-                if len(ranked) >= 10:
-                    break
-            pos = ranked.index(q.paragraph_id) + 1 if q.paragraph_id in ranked else 0
+            pos = paragraph_position(order, paths, q.paragraph_id)
             r1.append(pos == 1)
             r5.append(0 < pos <= 5)
             rr.append(1.0 / pos if pos else 0.0)
