@@ -375,3 +375,22 @@ def test_an_eval_run_records_its_config(tmp_path: Path) -> None:
     ConfigHistory.for_settings(s).close()  # write the counts now rather than at exit
     record = ConfigHistory(tmp_path / ".tether" / "configs.db").get(report.summary.config_hash)
     assert record.settings["retrieval"]["alpha"] == 0.4
+
+
+def test_a_store_another_process_is_creating_is_waited_for_not_refused(tmp_path: Path) -> None:
+    """Switching an empty file to WAL while another connection holds its write lock is refused at once by SQLite
+    (the busy timeout does not apply): seen in CI as two processes creating the history together."""
+    path = tmp_path / "configs.db"
+    sqlite3.connect(path).close()
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another process mid-creation holds the write lock
+    timer = threading.Timer(0.5, lambda: other.execute("COMMIT"))
+    timer.start()
+    started = time.monotonic()
+    history = ConfigHistory(path)
+    s = settings(tmp_path)
+    assert history.record(s) == s.config_hash
+    timer.join()
+    other.close()
+    assert time.monotonic() - started >= 0.4
+    history.close()

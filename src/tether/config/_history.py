@@ -38,6 +38,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from tether._sqlite import enable_wal
 from tether.config._settings import Settings
 from tether.errors import ConfigError, DataError
 
@@ -209,8 +210,9 @@ class ConfigHistory:
             )
         if version == _SCHEMA_VERSION:
             return
-        # the busy timeout makes a second process creating the store at the same moment wait its turn
-        conn.execute("PRAGMA journal_mode=WAL")
+        # a second process creating the store at the same moment waits its turn (the switch to WAL by retrying,
+        # BEGIN IMMEDIATE by the busy timeout)
+        enable_wal(conn)
         conn.execute("BEGIN IMMEDIATE")
         try:
             for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):

@@ -1,0 +1,28 @@
+"""SQLite helpers shared by the stores that several processes may create at once."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+
+def enable_wal(conn: sqlite3.Connection, wait_s: float = 10.0) -> None:
+    """Switch ``conn``'s database to WAL, waiting while another connection holds its lock.
+
+    SQLite answers "database is locked" at once to a journal-mode switch while another connection holds the
+    file's write lock (the busy timeout is not applied), which two processes creating one store together hit.
+
+    Raises:
+        sqlite3.OperationalError: still locked after ``wait_s``, or any other error.
+    """
+    deadline = time.monotonic() + wait_s
+    pause = 0.01
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if not ("locked" in str(e) or "busy" in str(e)) or time.monotonic() >= deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
