@@ -44,10 +44,12 @@ from tether.answer._reader import (
     MODEL_FILE,
     READER_ANSWER_FEATURES,
     READER_FEATURE,
+    READER_TOP,
     TOKENIZER_FILE,
     OnnxReader,
     Reader,
     reader_answer_features,
+    shortlist,
 )
 from tether.judge import StoreIdf
 from tether.models._cross_encoder import OnnxPairModel
@@ -152,6 +154,19 @@ def reader_unseen_paragraphs(squad: Squad) -> set[str]:
     return {p for p in squad.calibration_paragraphs if title[p] in measured_articles or _held_out(p, 0.12, SEED)}
 
 
+def ooc_questions(squad: Squad, mea_q: list[SquadQuestion]) -> list[SquadQuestion]:
+    """Out of corpus: measured questions to ask of an index holding only the calibration paragraphs, so no
+    answer is in the documents (questions of an article that also has calibration paragraphs are left out)."""
+    cal_titles = {p["title"] for p in squad.paragraphs if p["_id"] in squad.calibration_paragraphs}
+    return [q for q in mea_q if q.paragraph_id.rsplit("#", 1)[0] not in cal_titles]
+
+
+def cut_to_shortlist(model: SupportModel, per_q: list[Cands]) -> list[Cands]:
+    """Each question's candidates cut to those the answerer's reader would read (features without the reader's
+    logit, which is last)."""
+    return [[cands[i] for i in shortlist(model, [x[:-1] for x, _ in cands])] for cands in per_q]
+
+
 def fit(X: np.ndarray, y: np.ndarray, names: tuple[str, ...]) -> Logistic:
     mean, scale = X.mean(axis=0), X.std(axis=0)
     scale[scale == 0] = 1.0
@@ -220,6 +235,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=MODEL_OUT, help="where to write the support model")
     ap.add_argument("--limit", type=int, default=0, help="use only N questions per split (smoke runs)")
     ap.add_argument("--reader", type=Path, default=None, help="a reading-model folder: fit the support model with it")
+    ap.add_argument(
+        "--reader-top",
+        type=int,
+        default=READER_TOP,
+        help=f"with --reader: how many candidates the reader reads per question (default {READER_TOP}; 0 = all)",
+    )
     args = ap.parse_args()
 
     t0 = time.time()
@@ -249,10 +270,19 @@ def main() -> None:
     cal = collect(t, cal_q, reader=reader, reader_id=reader_id)
     mea = collect(t, mea_q, reader=reader, reader_id=reader_id)
 
+    model = _placeholder()
+    ooc = collect(t, ooc_questions(squad, mea_q), calibration_only=True, reader=reader, reader_id=reader_id)
+    if reader is not None and args.reader_top:
+        # The reader reads only the best few by the features alone: that shortlist model is fitted first, and
+        # every split is cut to it as the answerer cuts (the reader's logits do not depend on the other pairs).
+        X = np.array([x[:-1] for cands in cal for x, _ in cands], dtype=np.float64)
+        y = np.array([lab for cands in cal for _, lab in cands], dtype=np.int64)
+        model.shortlist, model.shortlist_size = fit(X, y, FEATURES), args.reader_top
+        trained_on += f"; the reader reads the best {args.reader_top} candidates by the shortlist model (features only)"
+        cal, mea, ooc = (cut_to_shortlist(model, s) for s in (cal, mea, ooc))
     # Stage 1 on calibration sentences.
     X = np.array([x for cands in cal for x, _ in cands], dtype=np.float64)
     y = np.array([lab for cands in cal for _, lab in cands], dtype=np.int64)
-    model = _placeholder()
     model.sentence = fit(X, y, sentence_names)
     # Stage 2 on calibration questions: label = answerable and the best sentence holds a gold answer.
     rows, labels = [], []
@@ -271,12 +301,8 @@ def main() -> None:
     model.threshold = float(best)
     mea_dec = decide(model, mea)
     measured = rates(mea_dec, mea_q, best)
-    # Out of corpus: measured questions asked of an index holding only the calibration paragraphs, so no
-    # answer is in the documents (questions of an article that also has calibration paragraphs are left out).
-    cal_titles = {p["title"] for p in squad.paragraphs if p["_id"] in squad.calibration_paragraphs}
-    ooc_q = [q for q in mea_q if q.paragraph_id.rsplit("#", 1)[0] not in cal_titles]
-    ooc_dec = decide(model, collect(t, ooc_q, calibration_only=True, reader=reader, reader_id=reader_id))
-    ooc_abstained = sum(1 for p, _ in ooc_dec if p < best) / max(len(ooc_q), 1)
+    ooc_dec = decide(model, ooc)
+    ooc_abstained = sum(1 for p, _ in ooc_dec if p < best) / max(len(ooc), 1)
     model.metrics = {k: round(float(v), 4) for k, v in measured.items()}
     model.metrics["out_of_corpus_abstained"] = round(ooc_abstained, 4)
     model.save(args.out)
@@ -289,7 +315,7 @@ def main() -> None:
         "answer_coefficients": dict(zip(answer_names, [round(c, 3) for c in model.answer.coef], strict=True)),
         "calibration": rates(cal_dec, cal_q, best),
         "measured": measured,
-        "out_of_corpus_questions": len(ooc_q),
+        "out_of_corpus_questions": len(ooc),
         "out_of_corpus_abstained": ooc_abstained,
         "measured_operating_curve_for_information": curve,
         "seconds": round(time.time() - t0, 1),
@@ -310,8 +336,7 @@ def main() -> None:
             f"mixture accuracy {r['mixture_accuracy']:.3f}"
         )
     print(
-        f"out of corpus (measured questions, index without their articles): abstained {ooc_abstained:.3f} "
-        f"of {len(ooc_q)}"
+        f"out of corpus (measured questions, index without their articles): abstained {ooc_abstained:.3f} of {len(ooc)}"
     )
     print("measured operating curve (information only; the threshold was chosen on calibration):")
     for th, r in curve.items():

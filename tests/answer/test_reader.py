@@ -21,9 +21,14 @@ from onnx_pair import tokenizer_path, write_counter_model  # noqa: E402
 
 from tether._api import Tether  # noqa: E402
 from tether.answer import ANSWER_FEATURES, FEATURES, ExtractiveAnswerer, Logistic, SupportModel  # noqa: E402
-from tether.answer._reader import READER_ANSWER_FEATURES, load_reader, reader_answer_features  # noqa: E402
+from tether.answer._reader import (  # noqa: E402
+    READER_ANSWER_FEATURES,
+    load_reader,
+    reader_answer_features,
+    shortlist,
+)
 from tether.config import default_yaml  # noqa: E402
-from tether.errors import ConfigError, TetherError  # noqa: E402
+from tether.errors import ConfigError, ModelError, TetherError  # noqa: E402
 
 GARDEN = """# Tomatoes
 
@@ -46,8 +51,11 @@ def _logistic(names: tuple[str, ...], weights: dict[str, float], intercept: floa
     )
 
 
-def reader_folder(root: Path, word: str = "sun") -> Path:
-    """A reader that scores 4 per occurrence of ``word``, and a support model that trusts it alone."""
+def reader_folder(root: Path, word: str = "sun", shortlist: tuple[float, int] | None = None) -> Path:
+    """A reader that scores 4 per occurrence of ``word``, and a support model that trusts it alone.
+
+    ``shortlist=(w, n)``: the reader reads only the ``n`` candidates a features-only model ranks best, that model
+    weighing the share of the question's words a sentence covers by ``w``."""
     folder = root / "reader"
     folder.mkdir()
     write_counter_model(folder / "model-int8.onnx", [word], rank=2)
@@ -58,16 +66,19 @@ def reader_folder(root: Path, word: str = "sun") -> Path:
         threshold=0.5,
         trained_on="hand-set for a test",
     )
+    if shortlist is not None:
+        support.shortlist = _logistic(FEATURES, {"coverage_sentence": shortlist[0]}, 0.0)
+        support.shortlist_size = shortlist[1]
     support.save(folder / "support_model.json")
     return folder
 
 
-def open_garden(root: Path, reader_word: str | None) -> Tether:
+def open_garden(root: Path, reader_word: str | None, shortlist: tuple[float, int] | None = None) -> Tether:
     (root / "docs").mkdir(parents=True)
     (root / "docs" / "garden.md").write_text(GARDEN, encoding="utf-8")
     cfg = default_yaml()
     if reader_word is not None:
-        folder = reader_folder(root, reader_word)
+        folder = reader_folder(root, reader_word, shortlist)
         cfg = cfg.replace("  reader: null", f"  reader: {folder.name}", 1)
         assert f"reader: {folder.name}" in cfg
     (root / "tether.yaml").write_text(cfg, encoding="utf-8")
@@ -138,3 +149,47 @@ def test_a_bad_reader_path_in_tether_yaml_fails_the_request_with_the_setting_nam
 def test_reader_answer_features_describe_the_best_and_the_gap() -> None:
     assert reader_answer_features([1.0, 3.0, -2.0]) == [1.0, 3.0, 2.0]
     assert reader_answer_features([]) == [-10.0, -10.0, 0.0]
+
+
+def test_the_reader_reads_only_the_shortlist_and_only_it_is_cited(tmp_path: Path) -> None:
+    question = "What do tomatoes need?"
+    # Shortlisting by the question's words keeps "Tomatoes need ... sun": the reader finds it and it is cited.
+    with open_garden(tmp_path / "covers", "sun", shortlist=(5.0, 1)) as t:
+        a = t.ask(question)
+    assert not a.abstained and "six hours of direct sun" in a.citations[0].quote
+    assert next(e for e in a.trace if e.stage == "extractive").detail["candidates"] == 1
+    # Shortlisting against them keeps another sentence: the reader never sees the sun one, so Tether abstains.
+    with open_garden(tmp_path / "against", "sun", shortlist=(-5.0, 1)) as t:
+        a = t.ask(question)
+    assert a.abstained
+    assert a.nearest is not None and "sun" not in a.nearest.quote
+    # Reading all (no shortlist) finds the sun sentence among every candidate.
+    with open_garden(tmp_path / "all", "sun") as t:
+        a = t.ask(question)
+    assert int(next(e for e in a.trace if e.stage == "extractive").detail["candidates"]) > 1  # type: ignore[arg-type]
+
+
+def test_shortlist_keeps_the_best_few_in_their_order() -> None:
+    names = FEATURES
+    model = SupportModel(
+        sentence=_logistic((*names, "reader"), {}, 0.0),
+        answer=_logistic((*ANSWER_FEATURES, *READER_ANSWER_FEATURES), {}, 0.0),
+        threshold=0.5,
+        shortlist=_logistic(names, {names[0]: 1.0}, 0.0),
+        shortlist_size=2,
+    )
+    xs = [[v] + [0.0] * (len(names) - 1) for v in (0.1, 0.9, 0.5, 0.9)]
+    assert shortlist(model, xs) == [1, 3]  # the two best (a tie kept in order), as they came
+    assert shortlist(model, xs[:2]) == [0, 1]  # no more than the size: all
+    model.shortlist_size = 0
+    assert shortlist(model, xs) == [0, 1, 2, 3]
+
+
+def test_a_shortlist_over_other_features_is_refused(tmp_path: Path) -> None:
+    folder = reader_folder(tmp_path, shortlist=(1.0, 2))
+    bundle = load_reader(folder)
+    assert bundle.support.shortlist_size == 2
+    bundle.support.shortlist = _logistic(("cos_sentence",), {}, 0.0)
+    bundle.support.save(folder / "support_model.json")
+    with pytest.raises(ModelError, match="shortlist model over other features"):
+        load_reader(folder)

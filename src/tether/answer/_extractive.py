@@ -12,7 +12,7 @@ import numpy.typing as npt
 
 from tether.answer._features import answer_features, features, question_terms
 from tether.answer._model import SupportModel
-from tether.answer._reader import Reader, reader_answer_features, uses_reader
+from tether.answer._reader import Reader, reader_answer_features, shortlist, uses_reader
 from tether.answer._yesno import yes_no
 from tether.config import AnswerSettings
 from tether.contracts import Answer, Citation, Hit, TraceEvent
@@ -218,7 +218,8 @@ class ExtractiveAnswerer:
         """Every sentence of ``hits`` with its features and support probability, best first.
 
         A table row is read with its header (``Column: value; ...``) and scored as such; its citation quotes
-        the row's own span. Header and separator rows are not candidates.
+        the row's own span. Header and separator rows are not candidates. With a reader, only the sentences its
+        support model shortlists (the best few by the features alone) are read, and only they are candidates.
         """
         idf, max_idf = self._idf.idf(words(question))
         q = question_terms(question, idf, max_idf)
@@ -240,16 +241,19 @@ class ExtractiveAnswerer:
         passage_vecs = self._vectors.get([h.text for h in hits])
         cos_s = sent_vecs @ question_vector
         cos_p = passage_vecs @ question_vector
-        read: list[float] = []
+        xs = [
+            features(q, text, hit.text, float(cos_s[i]), float(cos_p[rank]), rank)
+            for i, (rank, hit, _, _, text) in enumerate(spans)
+        ]
         if self.reader is not None:
+            keep = shortlist(self.model, xs)
+            spans, xs = [spans[i] for i in keep], [xs[i] for i in keep]
             t0 = time.perf_counter()
             read = self.reader.scores(question, [(_context(hit), text) for _, hit, _, _, text in spans])
             self._local.reader_ms = (time.perf_counter() - t0) * 1000
+            xs = [[*x, r] for x, r in zip(xs, read, strict=True)]
         out = []
-        for i, (rank, hit, s, e, text) in enumerate(spans):
-            x = features(q, text, hit.text, float(cos_s[i]), float(cos_p[rank]), rank)
-            if read:
-                x.append(read[i])
+        for (_, hit, s, e, text), x in zip(spans, xs, strict=True):
             quote = hit.text[s:e]
             reading = text if text != quote else ""
             out.append(

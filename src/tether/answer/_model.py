@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
+
 from tether.models._linear import Logistic, TrainedModel, load_model_file
 
 DEFAULT_MODEL_FILE = "support_model.json"
@@ -19,6 +21,10 @@ class SupportModel(TrainedModel):
     sentence: Logistic
     answer: Logistic
     threshold: float
+    shortlist: Logistic | None = None
+    """With a reader: a features-only sentence model that picks the ``shortlist_size`` candidates the reader reads
+    (the others are dropped); fitted on the same calibration data. None: the reader reads every candidate."""
+    shortlist_size: int = Field(0, ge=0)
 
 
 def load_support_model(path: str | Path | None = None) -> SupportModel:
