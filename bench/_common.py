@@ -71,16 +71,22 @@ def load_squad() -> Squad:
     return Squad(paragraphs, questions, {p["_id"] for p in paragraphs[:half]})
 
 
-def squad_store(t: Tether, squad: Squad, *, calibration_only: bool = False) -> SQLiteStore:
-    """All 646 paragraphs (or only the calibration half), each a document keyed by its id."""
-    name = "squad-cal-only" if calibration_only else "squad"
+def squad_store(t: Tether, squad: Squad, *, calibration_only: bool = False, measure_only: bool = False) -> SQLiteStore:
+    """All 646 paragraphs (or only the calibration half, or only the measured half), each a document keyed by
+    its id."""
+    if calibration_only and measure_only:
+        raise ValueError("calibration_only and measure_only exclude each other")
+    name = "squad-cal-only" if calibration_only else "squad-measure-only" if measure_only else "squad"
     path = CACHE / f"{name}-{t.settings.index_hash}.db"
     store = SQLiteStore.open(path, create=True)
     ing = Ingestor(store, t.embedder, t.settings.ingest)
-    ing.add_records(
-        (p["_id"], p["title"], p["text"])
-        for p in squad.paragraphs
-        if not calibration_only or p["_id"] in squad.calibration_paragraphs
+    keep = (
+        (lambda pid: pid in squad.calibration_paragraphs)
+        if calibration_only
+        else (lambda pid: pid not in squad.calibration_paragraphs)
+        if measure_only
+        else (lambda pid: True)
     )
+    ing.add_records((p["_id"], p["title"], p["text"]) for p in squad.paragraphs if keep(p["_id"]))
     ing.flush()
     return store

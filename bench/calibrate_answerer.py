@@ -95,6 +95,7 @@ def collect(
     questions: list[SquadQuestion],
     *,
     calibration_only: bool = False,
+    measure_only: bool = False,
     reader: Reader | None = None,
     reader_id: str = "",
 ) -> list[Cands]:
@@ -111,6 +112,7 @@ def collect(
                 [q.id for q in questions],
                 calibration_only,
                 reader_id,
+                *(["measure_only"] if measure_only else []),
             ]
         ).encode()
     ).hexdigest()[:16]
@@ -119,7 +121,7 @@ def collect(
         with cache.open("rb") as f:
             cached: list[Cands] = pickle.load(f)
             return cached
-    store = squad_store(t, load_squad(), calibration_only=calibration_only)
+    store = squad_store(t, load_squad(), calibration_only=calibration_only, measure_only=measure_only)
     retriever = Retriever(store, t.embedder, t.settings.retrieval)
     answerer = ExtractiveAnswerer(store, t.embedder, t.settings.answer, _placeholder())
     reranker = reranker_from_settings(t.settings.rerank, t.settings.root, StoreIdf(store))
@@ -154,11 +156,17 @@ def reader_unseen_paragraphs(squad: Squad) -> set[str]:
     return {p for p in squad.calibration_paragraphs if title[p] in measured_articles or _held_out(p, 0.12, SEED)}
 
 
-def ooc_questions(squad: Squad, mea_q: list[SquadQuestion]) -> list[SquadQuestion]:
-    """Out of corpus: measured questions to ask of an index holding only the calibration paragraphs, so no
-    answer is in the documents (questions of an article that also has calibration paragraphs are left out)."""
-    cal_titles = {p["title"] for p in squad.paragraphs if p["_id"] in squad.calibration_paragraphs}
-    return [q for q in mea_q if q.paragraph_id.rsplit("#", 1)[0] not in cal_titles]
+def ooc_questions(squad: Squad, qs: list[SquadQuestion], *, calibration: bool = False) -> list[SquadQuestion]:
+    """Out of corpus: measured questions to ask of an index holding only the calibration paragraphs (or, with
+    ``calibration``, calibration questions for an index of the measured ones), so no answer is in the documents
+    (questions of an article that also has paragraphs in the index are left out)."""
+    titles = {p["title"] for p in squad.paragraphs if (p["_id"] in squad.calibration_paragraphs) != calibration}
+    return [q for q in qs if q.paragraph_id.rsplit("#", 1)[0] not in titles]
+
+
+def abstained(decisions: list[tuple[float, bool]], th: float) -> float:
+    """Share of ``decisions`` (all on unanswerable questions) that abstain at ``th``."""
+    return sum(1 for p, _ in decisions if p < th) / max(len(decisions), 1)
 
 
 def cut_to_shortlist(model: SupportModel, per_q: list[Cands]) -> list[Cands]:
@@ -236,6 +244,12 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="use only N questions per split (smoke runs)")
     ap.add_argument("--reader", type=Path, default=None, help="a reading-model folder: fit the support model with it")
     ap.add_argument(
+        "--min-ooc",
+        type=float,
+        default=0.98,
+        help="the least share of out-of-corpus calibration questions the threshold must abstain on (default 0.98)",
+    )
+    ap.add_argument(
         "--reader-top",
         type=int,
         default=READER_TOP,
@@ -272,6 +286,8 @@ def main() -> None:
 
     model = _placeholder()
     ooc = collect(t, ooc_questions(squad, mea_q), calibration_only=True, reader=reader, reader_id=reader_id)
+    cal_ooc_q = ooc_questions(squad, cal_q, calibration=True)
+    cal_ooc = collect(t, cal_ooc_q, measure_only=True, reader=reader, reader_id=reader_id)
     if reader is not None and args.reader_top:
         # The reader reads only the best few by the features alone: that shortlist model is fitted first, and
         # every split is cut to it as the answerer cuts (the reader's logits do not depend on the other pairs).
@@ -279,7 +295,7 @@ def main() -> None:
         y = np.array([lab for cands in cal for _, lab in cands], dtype=np.int64)
         model.shortlist, model.shortlist_size = fit(X, y, FEATURES), args.reader_top
         trained_on += f"; the reader reads the best {args.reader_top} candidates by the shortlist model (features only)"
-        cal, mea, ooc = (cut_to_shortlist(model, s) for s in (cal, mea, ooc))
+        cal, mea, ooc, cal_ooc = (cut_to_shortlist(model, s) for s in (cal, mea, ooc, cal_ooc))
     # Stage 1 on calibration sentences.
     X = np.array([x for cands in cal for x, _ in cands], dtype=np.float64)
     y = np.array([lab for cands in cal for _, lab in cands], dtype=np.int64)
@@ -295,18 +311,29 @@ def main() -> None:
     model.answer = fit(np.array(rows), np.array(labels, dtype=np.int64), answer_names)
     model.trained_on = trained_on
 
-    cal_dec = decide(model, cal)
+    cal_dec, cal_ooc_dec = decide(model, cal), decide(model, cal_ooc)
     grid = sorted({round(p, 3) for p, _ in cal_dec} | {0.0, 1.0})
-    best = max(grid, key=lambda th: rates(cal_dec, cal_q, th)["balanced"])
+    # The threshold maximises balanced accuracy on the calibration questions (answerable against SQuAD's
+    # adversarial unanswerables) among those where calibration questions asked of an index without their
+    # articles (out of corpus: not covered at all) still abstain at least --min-ooc of the time.
+    ok = [th for th in grid if abstained(cal_ooc_dec, th) >= args.min_ooc] or [1.0]
+    best = max(ok, key=lambda th: rates(cal_dec, cal_q, th)["balanced"])
+    model.trained_on += (
+        f"; threshold: best balanced on those questions where {len(cal_ooc_q)} of them asked of an index without "
+        f"their articles abstain >= {args.min_ooc}"
+    )
     model.threshold = float(best)
     mea_dec = decide(model, mea)
     measured = rates(mea_dec, mea_q, best)
     ooc_dec = decide(model, ooc)
-    ooc_abstained = sum(1 for p, _ in ooc_dec if p < best) / max(len(ooc), 1)
+    ooc_abstained = abstained(ooc_dec, best)
     model.metrics = {k: round(float(v), 4) for k, v in measured.items()}
     model.metrics["out_of_corpus_abstained"] = round(ooc_abstained, 4)
     model.save(args.out)
-    curve = {f"{th:.2f}": rates(mea_dec, mea_q, th) for th in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)}
+    curve = {
+        f"{th:.2f}": {**rates(mea_dec, mea_q, th), "out_of_corpus_abstained": abstained(ooc_dec, th)}
+        for th in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+    }
     report = {
         "split_calibration_questions": len(cal_q),
         "split_measured_questions": len(mea_q),
@@ -314,6 +341,8 @@ def main() -> None:
         "sentence_coefficients": dict(zip(sentence_names, [round(c, 3) for c in model.sentence.coef], strict=True)),
         "answer_coefficients": dict(zip(answer_names, [round(c, 3) for c in model.answer.coef], strict=True)),
         "calibration": rates(cal_dec, cal_q, best),
+        "calibration_out_of_corpus_questions": len(cal_ooc_q),
+        "calibration_out_of_corpus_abstained": abstained(cal_ooc_dec, best),
         "measured": measured,
         "out_of_corpus_questions": len(ooc),
         "out_of_corpus_abstained": ooc_abstained,
@@ -325,7 +354,11 @@ def main() -> None:
         json.dump(report, sys.stdout, indent=2)
         print()
         return
-    print(f"threshold {best:.3f} (chosen on calibration: {len(cal_q)} questions)")
+    print(
+        f"threshold {best:.3f} (chosen on calibration: {len(cal_q)} questions; out of corpus, {len(cal_ooc_q)} asked "
+        f"of an index without their articles, abstained {report['calibration_out_of_corpus_abstained']:.3f} >= "
+        f"{args.min_ooc})"
+    )
     for name in ("calibration", "measured"):
         r = report[name]
         assert isinstance(r, dict)
@@ -342,7 +375,8 @@ def main() -> None:
     for th, r in curve.items():
         print(
             f"  t={th} answerable cited-correct {r['answerable_cited_correct']:.3f}  "
-            f"unanswerable abstained {r['unanswerable_abstained']:.3f}  mixture {r['mixture_accuracy']:.3f}"
+            f"unanswerable abstained {r['unanswerable_abstained']:.3f}  out of corpus abstained "
+            f"{r['out_of_corpus_abstained']:.3f}  mixture {r['mixture_accuracy']:.3f}"
         )
     print("sentence model:", report["sentence_coefficients"])
     print("answer model:", report["answer_coefficients"])
