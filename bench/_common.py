@@ -31,6 +31,18 @@ def paragraph_position(order: Iterable[int], paths: dict[int, str], gold: str, k
     return ranked.index(gold) + 1 if gold in ranked else 0
 
 
+READER_CHOICES = "none (features only, the default), packaged (the shipped reading model) or a reader folder"
+
+
+def with_reader(yaml_text: str, reader: str) -> str:
+    """The default tether.yaml text with ``answer.reader`` set: ``packaged``, ``none`` or a folder's path."""
+    value = "null" if reader == "none" else reader if reader == "packaged" else str(Path(reader).resolve())
+    out = yaml_text.replace("  reader: null", f"  reader: {value}", 1)
+    if f"  reader: {value}" not in out:
+        raise SystemExit("the default tether.yaml has no 'reader: null' line to set")
+    return out
+
+
 def need(path: Path) -> Path:
     if not path.exists():
         sys.exit(f"missing {path}: the benchmark data lives in ../shared/data (or set TETHER_SHARED_DATA)")

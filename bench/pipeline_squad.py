@@ -6,7 +6,7 @@ prints, for each path, the share of answerable questions answered with a gold an
 share of unanswerable questions abstained.
 
     python bench/pipeline_squad.py [--limit N] [--json]
-    python bench/pipeline_squad.py --reader .tether/models/tether-reader --no-compare   # with a reading model
+    python bench/pipeline_squad.py --reader packaged --no-compare   # with the packaged reading model
 
 Also prints the warm `Tether.ask` latency (p50/p95 over the questions, after the index is built) and the
 process's peak RSS.
@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "tests" / "pipeline"))
 
 from test_equivalence import old_ask  # noqa: E402
 
-from _common import load_squad  # noqa: E402
+from _common import READER_CHOICES, load_squad, with_reader  # noqa: E402
 from tether import Tether  # noqa: E402
 from tether.config import default_yaml  # noqa: E402
 from tether.contracts import Answer  # noqa: E402
@@ -57,7 +57,7 @@ def same(a: Answer, b: Answer) -> bool:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--limit", type=int, default=0, help="only the first N measured questions (a smoke run)")
-    ap.add_argument("--reader", type=Path, default=None, help="ask with answer.reader set to this folder")
+    ap.add_argument("--reader", default="none", help=f"answer.reader: {READER_CHOICES}")
     ap.add_argument("--no-compare", action="store_true", help="skip the old code path (pipeline figures only)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
@@ -65,10 +65,7 @@ def main() -> None:
     questions = squad.split("measure")[: args.limit or None]
     with tempfile.TemporaryDirectory(prefix="tether-squad-") as d:
         cfg = Path(d) / "tether.yaml"
-        text = default_yaml()
-        if args.reader is not None:
-            text = text.replace("  reader: null", f"  reader: {args.reader.resolve()}", 1)
-        cfg.write_text(text, encoding="utf-8")
+        cfg.write_text(with_reader(default_yaml(), args.reader), encoding="utf-8")
         t = Tether.open(cfg)
         ing = Ingestor(t.store(create=True), t.embedder, t.settings.ingest)
         ing.add_records((p["_id"], p["title"], p["text"]) for p in squad.paragraphs)
@@ -99,7 +96,7 @@ def main() -> None:
     n_una = len(questions) - n_ans
     out: dict[str, object] = {
         "questions": len(questions),
-        "reader": str(args.reader) if args.reader else None,
+        "reader": args.reader,
         "ask_p50_ms": round(statistics.median(ms), 1),
         "ask_p95_ms": round(statistics.quantiles(ms, n=20)[18], 1) if len(ms) >= 20 else None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tether.answer import ExtractiveAnswerer, load_support_model
-from tether.config import Settings, load_settings, resolve_path
+from tether.config import PACKAGED_READER, Settings, load_settings, resolve_path
 from tether.contracts import Answer, Hit, IngestSummary, SearchFilters, StoreStats
 from tether.errors import IndexMissingError, RequestError
 from tether.ingest import ingest_paths
@@ -263,9 +263,13 @@ class Tether:
                 a = self.settings.answer
                 model, reader = load_support_model(), None
                 if a.reader is not None:
-                    from tether.answer._reader import load_reader
+                    from tether.answer._reader import load_packaged_reader, load_reader
 
-                    bundle = load_reader(resolve_path(a.reader, self.settings.root))
+                    bundle = (
+                        load_packaged_reader()
+                        if a.reader == PACKAGED_READER
+                        else load_reader(resolve_path(a.reader, self.settings.root))
+                    )
                     model, reader = bundle.support, bundle.reader
                 self._answerer = ExtractiveAnswerer(self._searchable_store(), self.embedder, a, model, reader)
             return self._answerer

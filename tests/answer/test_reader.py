@@ -8,9 +8,11 @@ choice.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,7 @@ from tether._api import Tether  # noqa: E402
 from tether.answer import ANSWER_FEATURES, FEATURES, ExtractiveAnswerer, Logistic, SupportModel  # noqa: E402
 from tether.answer._reader import (  # noqa: E402
     READER_ANSWER_FEATURES,
+    load_packaged_reader,
     load_reader,
     reader_answer_features,
     shortlist,
@@ -193,3 +196,32 @@ def test_a_shortlist_over_other_features_is_refused(tmp_path: Path) -> None:
     bundle.support.save(folder / "support_model.json")
     with pytest.raises(ModelError, match="shortlist model over other features"):
         load_reader(folder)
+
+
+def test_the_packaged_reader_is_one_setting_away(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "garden.md").write_text(GARDEN, encoding="utf-8")
+    (tmp_path / "tether.yaml").write_text(default_yaml().replace("  reader: null", "  reader: packaged", 1))
+    with Tether.open(tmp_path / "tether.yaml") as t:
+        t.ingest([tmp_path / "docs"])
+        a = t.ask("How many hours of direct sun do tomatoes need?")
+        b = t.ask("When are roses pruned?")
+        c = t.ask("What is the boiling point of mercury?")
+    assert not a.abstained and "six hours of direct sun" in a.citations[0].quote
+    assert not b.abstained and "late winter" in b.citations[0].quote
+    assert c.abstained
+    extractive = next(e for e in a.trace if e.stage == "extractive")
+    assert extractive.detail["reader"] == "reader:packaged"
+    assert a.threshold == load_packaged_reader().support.threshold
+
+
+def test_the_packaged_reader_fits_the_size_budget_and_is_trained_on_permissive_data_only() -> None:
+    folder = Path(str(resources.files("tether") / "data" / "reader"))
+    assert sum(f.stat().st_size for f in folder.iterdir()) <= 25 * 1024 * 1024
+    record = json.loads((folder / "train.json").read_text(encoding="utf-8"))
+    assert set(record["stream_by_source"]) == {"squad", "qnli", "selqa"}  # CC BY-SA 4.0, CC BY-SA 4.0, Apache-2.0
+    support = load_packaged_reader().support
+    assert "SQuAD" in support.trained_on and "never saw" in support.trained_on
+    assert support.shortlist is not None and support.shortlist_size == 8
+    for banned in ("scifact", "wikiqa", "anli", "policyqa"):
+        assert banned not in support.trained_on.lower()

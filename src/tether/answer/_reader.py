@@ -50,9 +50,9 @@ class Reader(Protocol):
 class OnnxReader:
     """The reading model exported by bench/train_reader.py, run with onnxruntime."""
 
-    def __init__(self, model: OnnxPairModel) -> None:
+    def __init__(self, model: OnnxPairModel, name: str | None = None) -> None:
         self.pair_model = model
-        self.name = f"reader:{model.model_path.parent.name}"
+        self.name = name or f"reader:{model.model_path.parent.name}"
 
     def scores(self, question: str, candidates: list[tuple[str, str]]) -> list[float]:
         if not candidates:
@@ -74,7 +74,14 @@ def uses_reader(model: SupportModel) -> bool:
     return READER_FEATURE in model.sentence.features
 
 
-def load_reader(folder: str | Path) -> ReaderBundle:
+def load_packaged_reader() -> ReaderBundle:
+    """The reading model shipped in the package (``answer.reader: packaged``; its card is in the README)."""
+    from importlib import resources
+
+    return load_reader(Path(str(resources.files("tether") / "data" / "reader")), name="reader:packaged")
+
+
+def load_reader(folder: str | Path, *, name: str | None = None) -> ReaderBundle:
     """The reader in ``folder`` and its support model.
 
     Raises:
@@ -104,7 +111,7 @@ def load_reader(folder: str | Path) -> ReaderBundle:
     if support.shortlist is not None and support.shortlist.features != support.sentence.features[:-1]:
         raise ModelError(f"answer.reader: {root / SUPPORT_FILE} has a shortlist model over other features")
     model = OnnxPairModel(root / MODEL_FILE, root / TOKENIZER_FILE, max_length=MAX_LENGTH, batch_size=32)
-    return ReaderBundle(OnnxReader(model), support)
+    return ReaderBundle(OnnxReader(model, name), support)
 
 
 def shortlist(model: SupportModel, xs: list[list[float]]) -> list[int]:

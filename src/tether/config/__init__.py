@@ -3,6 +3,7 @@
 from tether.config._history import ConfigHistory, ConfigRecord, SettingChange, diff_settings
 from tether.config._load import DEFAULT_CONFIG_NAME, default_yaml, load_settings
 from tether.config._settings import (
+    PACKAGED_READER,
     AnswerSettings,
     ChunkSettings,
     ComputeSettings,
@@ -21,6 +22,7 @@ from tether.config._settings import (
 
 __all__ = [
     "DEFAULT_CONFIG_NAME",
+    "PACKAGED_READER",
     "AnswerSettings",
     "ChunkSettings",
     "ComputeSettings",

@@ -172,6 +172,10 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 
 
+PACKAGED_READER = "packaged"
+"""``answer.reader`` value naming the reading model shipped in the package."""
+
+
 class AnswerSettings(_Strict):
     mode: Literal["extractive", "llm"] = Field(
         "extractive", description="extractive (offline, quotes sentences) or llm (llm.url, citations enforced)"
@@ -191,8 +195,9 @@ class AnswerSettings(_Strict):
     not_found_text: str = "Not in the documents."
     reader: str | None = Field(
         None,
-        description="extractive: a reading-model folder (model-int8.onnx, tokenizer.json, support_model.json; "
-        "docs/reader.md) whose scores join the support features; null = the packaged features-only model",
+        description="extractive: a reading model whose scores join the support features: 'packaged' (the one "
+        "shipped with Tether) or a folder of your own (model-int8.onnx, tokenizer.json, support_model.json; "
+        "docs/reader.md); null = the features-only model",
     )
     compute: ComputeSettings = ComputeSettings()
 
