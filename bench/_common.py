@@ -92,13 +92,12 @@ def squad_store(t: Tether, squad: Squad, *, calibration_only: bool = False, meas
     path = CACHE / f"{name}-{t.settings.index_hash}.db"
     store = SQLiteStore.open(path, create=True)
     ing = Ingestor(store, t.embedder, t.settings.ingest)
-    keep = (
-        (lambda pid: pid in squad.calibration_paragraphs)
-        if calibration_only
-        else (lambda pid: pid not in squad.calibration_paragraphs)
-        if measure_only
-        else (lambda pid: True)
-    )
+
+    def keep(pid: str) -> bool:
+        if calibration_only or measure_only:
+            return (pid in squad.calibration_paragraphs) == calibration_only
+        return True
+
     ing.add_records((p["_id"], p["title"], p["text"]) for p in squad.paragraphs if keep(p["_id"]))
     ing.flush()
     return store
