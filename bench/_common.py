@@ -31,15 +31,15 @@ def paragraph_position(order: Iterable[int], paths: dict[int, str], gold: str, k
     return ranked.index(gold) + 1 if gold in ranked else 0
 
 
-READER_CHOICES = "none (features only, the default), packaged (the shipped reading model) or a reader folder"
+READER_CHOICES = "packaged (the shipped reading model, the default), none (features only) or a reader folder"
 
 
 def with_reader(yaml_text: str, reader: str) -> str:
     """The default tether.yaml text with ``answer.reader`` set: ``packaged``, ``none`` or a folder's path."""
     value = "null" if reader == "none" else reader if reader == "packaged" else str(Path(reader).resolve())
-    out = yaml_text.replace("  reader: null", f"  reader: {value}", 1)
+    out = yaml_text.replace("  reader: packaged", f"  reader: {value}", 1)
     if f"  reader: {value}" not in out:
-        raise SystemExit("the default tether.yaml has no 'reader: null' line to set")
+        raise SystemExit("the default tether.yaml has no 'reader: packaged' line to set")
     return out
 
 

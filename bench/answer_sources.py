@@ -33,7 +33,7 @@ other SQuAD benches); a rerun re-ingests nothing that is unchanged. Traces go to
 
     python bench/answer_sources.py                                   # all sources: table + curves
     python bench/answer_sources.py --sources wikiqa,tables --limit 30
-    python bench/answer_sources.py --reader packaged --out /tmp/sources_reader.json   # the shipped reading model
+    python bench/answer_sources.py --reader none --out /tmp/sources_plain.json   # features only (no reading model)
 """
 
 from __future__ import annotations
@@ -356,7 +356,7 @@ def show(report: dict[str, Any]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sources", default=",".join(SOURCES), help="comma-separated subset of " + ",".join(SOURCES))
-    ap.add_argument("--reader", default="none", help=f"answer.reader: {READER_CHOICES}")
+    ap.add_argument("--reader", default="packaged", help=f"answer.reader: {READER_CHOICES}")
     ap.add_argument("--limit", type=int, default=0, help="only the first N questions of each source (a smoke run)")
     ap.add_argument("--json", action="store_true", help="print the report as JSON (without per-question records)")
     ap.add_argument("--out", type=Path, default=None, help="write the JSON report, with per-question records, here")

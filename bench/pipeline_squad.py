@@ -6,7 +6,7 @@ prints, for each path, the share of answerable questions answered with a gold an
 share of unanswerable questions abstained.
 
     python bench/pipeline_squad.py [--limit N] [--json]
-    python bench/pipeline_squad.py --reader packaged --no-compare   # with the packaged reading model
+    python bench/pipeline_squad.py --reader none --no-compare   # features only (no reading model)
 
 Also prints the warm `Tether.ask` latency (p50/p95 over the questions, after the index is built) and the
 process's peak RSS.
@@ -57,7 +57,7 @@ def same(a: Answer, b: Answer) -> bool:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--limit", type=int, default=0, help="only the first N measured questions (a smoke run)")
-    ap.add_argument("--reader", default="none", help=f"answer.reader: {READER_CHOICES}")
+    ap.add_argument("--reader", default="packaged", help=f"answer.reader: {READER_CHOICES}")
     ap.add_argument("--no-compare", action="store_true", help="skip the old code path (pipeline figures only)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()

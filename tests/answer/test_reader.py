@@ -80,10 +80,9 @@ def open_garden(root: Path, reader_word: str | None, shortlist: tuple[float, int
     (root / "docs").mkdir(parents=True)
     (root / "docs" / "garden.md").write_text(GARDEN, encoding="utf-8")
     cfg = default_yaml()
-    if reader_word is not None:
-        folder = reader_folder(root, reader_word, shortlist)
-        cfg = cfg.replace("  reader: null", f"  reader: {folder.name}", 1)
-        assert f"reader: {folder.name}" in cfg
+    folder_name = reader_folder(root, reader_word, shortlist).name if reader_word is not None else "null"
+    cfg = cfg.replace("  reader: packaged", f"  reader: {folder_name}", 1)
+    assert f"reader: {folder_name}" in cfg
     (root / "tether.yaml").write_text(cfg, encoding="utf-8")
     t = Tether.open(root / "tether.yaml")
     t.ingest([root / "docs"])
@@ -109,7 +108,7 @@ def test_the_readers_score_picks_the_sentence_it_favours(garden: Tether) -> None
 def test_the_reader_decides_abstention_when_no_sentence_reads_as_an_answer(tmp_path: Path) -> None:
     question = "How many hours of sun do tomatoes need?"
     with open_garden(tmp_path / "plain", None) as plain:
-        assert not plain.ask(question).abstained  # the packaged features-only model answers it
+        assert not plain.ask(question).abstained  # the features-only model answers it
     with open_garden(tmp_path / "zebra", "zebra") as t:  # a reader that finds no sentence an answer
         a = t.ask(question)
     assert a.abstained
@@ -198,10 +197,10 @@ def test_a_shortlist_over_other_features_is_refused(tmp_path: Path) -> None:
         load_reader(folder)
 
 
-def test_the_packaged_reader_is_one_setting_away(tmp_path: Path) -> None:
+def test_the_packaged_reader_is_the_default(tmp_path: Path) -> None:
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "garden.md").write_text(GARDEN, encoding="utf-8")
-    (tmp_path / "tether.yaml").write_text(default_yaml().replace("  reader: null", "  reader: packaged", 1))
+    (tmp_path / "tether.yaml").write_text(default_yaml())  # the packaged reader is the default
     with Tether.open(tmp_path / "tether.yaml") as t:
         t.ingest([tmp_path / "docs"])
         a = t.ask("How many hours of direct sun do tomatoes need?")
@@ -222,6 +221,6 @@ def test_the_packaged_reader_fits_the_size_budget_and_is_trained_on_permissive_d
     assert set(record["stream_by_source"]) == {"squad", "qnli", "selqa"}  # CC BY-SA 4.0, CC BY-SA 4.0, Apache-2.0
     support = load_packaged_reader().support
     assert "SQuAD" in support.trained_on and "never saw" in support.trained_on
-    assert support.shortlist is not None and support.shortlist_size == 8
+    assert support.shortlist_size == 0  # it reads every candidate (a shortlist of 8 costs tables and WikiQA)
     for banned in ("scifact", "wikiqa", "anli", "policyqa"):
         assert banned not in support.trained_on.lower()

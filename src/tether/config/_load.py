@@ -72,7 +72,7 @@ answer:
   max_sentences: 2
   threshold: null               # support threshold; null = the value calibrated on SQuAD 2.0 (see README)
   not_found_text: Not in the documents.
-  reader: null                  # reading model: null = features only; packaged (shipped); a folder (docs/reader.md)
+  reader: packaged              # reading model: packaged (shipped), a folder (docs/reader.md), null = features only
   # llm mode: the prompt is part of the config, so its hash is stamped on every answer; the exact
   # messages sent are in each answer's trace. Bump prompt_version when you change it.
   system_prompt: {system_prompt}

@@ -194,10 +194,10 @@ class AnswerSettings(_Strict):
     )
     not_found_text: str = "Not in the documents."
     reader: str | None = Field(
-        None,
-        description="extractive: a reading model whose scores join the support features: 'packaged' (the one "
-        "shipped with Tether) or a folder of your own (model-int8.onnx, tokenizer.json, support_model.json; "
-        "docs/reader.md); null = the features-only model",
+        PACKAGED_READER,
+        description="extractive: the reading model whose scores join the support features: 'packaged' (the one "
+        "shipped with Tether), a folder of your own (model-int8.onnx, tokenizer.json, support_model.json; "
+        "docs/reader.md), or null = the features-only model (faster, less accurate)",
     )
     compute: ComputeSettings = ComputeSettings()
 
