@@ -115,7 +115,7 @@ class RerankSettings(_Strict):
     enabled: bool = Field(True, description="rerank retrieved chunks before they are returned or answered from")
     model: str = Field(
         "learned",
-        description="'learned' (packaged, trained on SciFact train; no model pass) or a path to an ONNX cross-encoder",
+        description="'learned' (packaged, trained on SQuAD + SelQA; no model pass) or a path to an ONNX cross-encoder",
     )
     tokenizer: str | None = Field(None, description="tokenizer.json for a cross-encoder given by path")
     depth: int | None = Field(
