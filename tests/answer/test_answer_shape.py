@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tether._api import Tether
+from tether._demo import export_python_topics
 from tether.answer._extractive import restates
 from tether.config import default_yaml
 from tether.text import stem, words
@@ -88,3 +91,23 @@ def test_a_list_lead_in_is_quoted_with_its_list(faq: Tether) -> None:
     assert "Nightly" not in c.quote
     text = faq.store().document_text(c.doc_id)
     assert text[c.start : c.end] == c.quote
+
+
+def test_a_list_quoted_after_one_of_its_items_takes_its_place_instead_of_quoting_it_twice(tmp_path: Path) -> None:
+    # Python's reference manual, "The import statement": the best sentence is list item 2, the second its lead-in
+    # ("... is executed in two steps:"), quoted with the list that holds item 2 again.
+    export_python_topics(tmp_path / "all")
+    (tmp_path / "docs").mkdir()
+    shutil.copy(tmp_path / "all" / "import.txt", tmp_path / "docs" / "import.txt")
+    (tmp_path / "tether.yaml").write_text(default_yaml(), encoding="utf-8")
+    with Tether.open(tmp_path / "tether.yaml") as t:
+        t.ingest([tmp_path / "docs"])
+        a = t.ask("What does the import statement do?")
+        text = t.store().document_text(a.citations[0].doc_id)
+    assert not a.abstained
+    assert a.citations[0].quote.startswith("The basic import statement")
+    assert "1. find a module" in a.citations[0].quote and "2. define a name" in a.citations[0].quote
+    spans = sorted((c.start, c.end) for c in a.citations)
+    assert all(e <= s for (_, e), (s, _) in zip(spans, spans[1:], strict=False))  # no text quoted twice
+    assert a.text.count("2. define a name") == 1
+    assert all(text[c.start : c.end] == c.quote for c in a.citations)

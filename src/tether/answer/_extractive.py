@@ -325,10 +325,17 @@ class ExtractiveAnswerer:
         for c in cands[1:]:
             if len(chosen) >= self.settings.max_sentences:
                 break
-            if c.probability >= max(0.5, 0.8 * cands[0].probability) and all(
-                c.hit.doc_id != o.hit.doc_id or c.end <= o.start or c.start >= o.end for o in chosen
-            ):
-                chosen.append(with_list(c))
+            if c.probability < max(0.5, 0.8 * cands[0].probability):
+                continue
+            w = with_list(c)
+            apart = [o.hit.doc_id != w.hit.doc_id or w.end <= o.start or w.start >= o.end for o in chosen]
+            if all(apart):
+                chosen.append(w)
+            elif all(ok or (w.start <= o.start and o.end <= w.end) for ok, o in zip(apart, chosen, strict=True)):
+                # A list lead-in quoted with its list holds sentences already chosen (list items): the list takes
+                # the place of the first of them and the others go, so no text is quoted twice.
+                first = next(i for i, ok in enumerate(apart) if not ok)
+                chosen = [w if i == first else o for i, o in enumerate(chosen) if i == first or apart[i]]
         citations = []
         parts = []
         for n, c in enumerate(chosen, 1):
