@@ -326,3 +326,25 @@ def test_listing_filters_by_time_and_abstention(tmp_path: Path) -> None:
         ]
         assert reader.traces(since="2999-01-01T00:00:00.000000Z") == []
         assert len(reader.traces(limit=1)) == 1
+
+
+def test_a_store_another_process_is_creating_is_waited_for_not_refused(tmp_path: Path) -> None:
+    """Switching an empty file to WAL while another connection holds its write lock is refused at once by SQLite
+    (the busy timeout does not apply): two processes creating one trace store together would lose requests."""
+    from tether.trace._store import SpanRow, TraceWriter
+
+    db = tmp_path / "t.db"
+    sqlite3.connect(db).close()
+    other = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another process mid-creation holds the write lock
+    timer = threading.Timer(0.5, lambda: other.execute("COMMIT"))
+    timer.start()
+    started = time.monotonic()
+    row = SpanRow("t1", "s1", None, "ask", "2026-12-07T00:00:00.000000Z", 1.0, "OK", None, {})
+    writer = TraceWriter(db)
+    writer.write([row], row)
+    timer.join()
+    other.close()
+    writer.close()
+    assert time.monotonic() - started >= 0.4
+    assert _committed(db) == 1

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
+from tether._sqlite import enable_wal
 from tether.errors import TetherError
 
 STORE_VERSION = 1
@@ -104,7 +105,7 @@ class TraceWriter:
                     f"{self.path} is a trace store of format {version}; this Tether writes format {STORE_VERSION}"
                 )
             if version == 0:
-                conn.execute("PRAGMA journal_mode = WAL")
+                enable_wal(conn)  # waits while another process creating the store holds its write lock
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     for stmt in _SCHEMA:
