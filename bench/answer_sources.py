@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import glob
 import gzip
 import hashlib
 import json
@@ -108,10 +109,6 @@ def inside(a: str, b: str) -> bool:
 
 def alnum(s: str) -> str:
     return re.sub(r"[^a-z0-9]+", "", s.lower())
-
-
-def glob_escape(key: str) -> str:
-    return re.sub(r"([*?\[])", r"[\1]", key)
 
 
 def squad_right(cites: list[Citation], q: Question) -> bool:
@@ -241,7 +238,7 @@ def build(t: Tether, src: Source) -> dict[str, Any]:
 
 def ask_all(t: Tether, src: Source) -> list[Record]:
     def filters(q: Question) -> SearchFilters | None:
-        return SearchFilters(path_glob=glob_escape(q.doc)) if src.scoped and q.doc else None
+        return SearchFilters(path_glob=glob.escape(q.doc)) if src.scoped and q.doc else None
 
     t.ask(src.questions[0].text, filters=filters(src.questions[0]))  # warm: models loaded
     out = []

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 import numpy as np
 import numpy.typing as npt
 
@@ -18,3 +24,19 @@ class HashEmbedder:
             v = np.random.default_rng(abs(hash(t)) % 2**32).standard_normal(self.dim)
             out[i] = v / np.linalg.norm(v)
         return out
+
+
+@contextmanager
+def another_process_creating(path: Path, seconds: float = 0.5) -> Iterator[None]:
+    """An empty SQLite file at ``path`` whose write lock another connection holds for ``seconds``, as a process
+    creating the same store at that moment does (the lock is released from a timer thread)."""
+    sqlite3.connect(path).close()
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    timer = threading.Timer(seconds, lambda: other.execute("COMMIT"))
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.join()
+        other.close()

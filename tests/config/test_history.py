@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 import tether.config._history as history_module
+from fakes import another_process_creating
 from tether.config import (
     DEFAULT_CONFIG_NAME,
     ConfigHistory,
@@ -381,16 +382,10 @@ def test_a_store_another_process_is_creating_is_waited_for_not_refused(tmp_path:
     """Switching an empty file to WAL while another connection holds its write lock is refused at once by SQLite
     (the busy timeout does not apply): seen in CI as two processes creating the history together."""
     path = tmp_path / "configs.db"
-    sqlite3.connect(path).close()
-    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    other.execute("BEGIN IMMEDIATE")  # another process mid-creation holds the write lock
-    timer = threading.Timer(0.5, lambda: other.execute("COMMIT"))
-    timer.start()
     started = time.monotonic()
-    history = ConfigHistory(path)
-    s = settings(tmp_path)
-    assert history.record(s) == s.config_hash
-    timer.join()
-    other.close()
+    with another_process_creating(path):
+        history = ConfigHistory(path)
+        s = settings(tmp_path)
+        assert history.record(s) == s.config_hash
     assert time.monotonic() - started >= 0.4
     history.close()

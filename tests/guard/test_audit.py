@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from fakes import another_process_creating
 from tether.errors import TetherError
 from tether.guard import GENESIS_HASH, AuditLog, AuditLogError, _audit, entry_hash, verify_file
 
@@ -432,19 +433,10 @@ def test_a_log_another_process_is_creating_is_waited_for_not_refused(tmp_path: P
     """Switching an empty file to WAL while another connection holds its write lock made SQLite answer "database
     is locked" at once, without waiting (seen in CI: two executors starting together, the second failed closed
     with its step undone). Now the creator retries until the other is done."""
-    import threading
-
     path = tmp_path / "audit.db"
-    sqlite3.connect(path).close()
-    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    other.execute("BEGIN IMMEDIATE")  # another process mid-creation holds the write lock
-    timer = threading.Timer(0.5, lambda: other.execute("COMMIT"))
-    timer.start()
     started = time.monotonic()
-    with AuditLog.open(path, durable=False) as log:
+    with another_process_creating(path), AuditLog.open(path, durable=False) as log:
         log.append("probe", "test", {"n": 1})
-    timer.join()
-    other.close()
     assert time.monotonic() - started >= 0.4  # it waited for the other writer ...
     assert verify_file(path).ok  # ... and created a whole log
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from fakes import another_process_creating
 from tether.trace import TraceError, TraceReader, Tracing
 
 STAGES = ("policy", "retrieve", "rerank", "answer", "verify", "audit")
@@ -334,17 +335,11 @@ def test_a_store_another_process_is_creating_is_waited_for_not_refused(tmp_path:
     from tether.trace._store import SpanRow, TraceWriter
 
     db = tmp_path / "t.db"
-    sqlite3.connect(db).close()
-    other = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
-    other.execute("BEGIN IMMEDIATE")  # another process mid-creation holds the write lock
-    timer = threading.Timer(0.5, lambda: other.execute("COMMIT"))
-    timer.start()
     started = time.monotonic()
     row = SpanRow("t1", "s1", None, "ask", "2026-12-07T00:00:00.000000Z", 1.0, "OK", None, {})
-    writer = TraceWriter(db)
-    writer.write([row], row)
-    timer.join()
-    other.close()
+    with another_process_creating(db):
+        writer = TraceWriter(db)
+        writer.write([row], row)
     writer.close()
     assert time.monotonic() - started >= 0.4
     assert _committed(db) == 1

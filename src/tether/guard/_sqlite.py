@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
-import time
 import uuid
 from pathlib import Path
 
+from tether._sqlite import enable_wal
 from tether.guard._errors import AuditLogError
 
 FORMAT_NAME = "tether-audit-log"
@@ -70,35 +70,25 @@ _CREATE_WAIT_S = 10.0
 
 def _create(conn: sqlite3.Connection, p: Path) -> None:
     """Create the schema in an empty database. Several processes may try at once (executors starting together):
-    switching to WAL needs the file to itself and SQLite answers "database is locked" at once instead of waiting,
-    so a locked attempt is retried with backoff for up to 10 s; the statements are idempotent, and whoever comes
-    second finds the tables and the metadata already there (INSERT OR IGNORE keeps the first log id)."""
-    deadline = time.monotonic() + _CREATE_WAIT_S
-    pause = 0.01
-    while True:
+    the switch to WAL waits while another holds the file (up to 10 s), BEGIN IMMEDIATE by the busy timeout, and
+    the statements are idempotent, so whoever comes second finds the tables and the metadata already there
+    (INSERT OR IGNORE keeps the first log id)."""
+    try:
+        enable_wal(conn, _CREATE_WAIT_S)
+        conn.execute("BEGIN IMMEDIATE")  # executescript() would COMMIT: run the statements one by one
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("BEGIN IMMEDIATE")  # executescript() would COMMIT: run the statements one by one
-            try:
-                for stmt in split_sql(SCHEMA):
-                    conn.execute(stmt)
-                conn.execute(
-                    "INSERT OR IGNORE INTO audit_meta (key, value) VALUES ('format', ?), ('version', ?), ('log_id', ?)",
-                    (FORMAT_NAME, str(FORMAT_VERSION), uuid.uuid4().hex),
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            return
-        except sqlite3.OperationalError as e:
-            locked = "locked" in str(e) or "busy" in str(e)
-            if not locked or time.monotonic() >= deadline:
-                raise AuditLogError(f"cannot create the audit log {p}: {e}") from e
-            time.sleep(pause)
-            pause = min(pause * 2, 0.2)
-        except sqlite3.Error as e:
-            raise AuditLogError(f"cannot create the audit log {p}: {e}") from e
+            for stmt in split_sql(SCHEMA):
+                conn.execute(stmt)
+            conn.execute(
+                "INSERT OR IGNORE INTO audit_meta (key, value) VALUES ('format', ?), ('version', ?), ('log_id', ?)",
+                (FORMAT_NAME, str(FORMAT_VERSION), uuid.uuid4().hex),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    except sqlite3.Error as e:
+        raise AuditLogError(f"cannot create the audit log {p}: {e}") from e
 
 
 def check_or_create(conn: sqlite3.Connection, p: Path, *, create: bool) -> int:
