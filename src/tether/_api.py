@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from tether.answer._grounded import GroundedAnswerer
+    from tether.answer._reader import ReaderBundle
     from tether.judge import Judge, StoreIdf
     from tether.rerank import Reranker
 
@@ -43,6 +44,7 @@ class Tether:
         self._grounded_obj: GroundedAnswerer | None = None
         self._reranker: Reranker | None = None
         self._judge: Judge | None = None
+        self._packaged: ReaderBundle | None = None
         self._idf: StoreIdf | None = None
         self._pipelines: dict[RequestKind, Pipeline] = {}
         self._tracing: Any = None
@@ -108,8 +110,17 @@ class Tether:
                     embedder=lambda: self.embedder,
                     generator=lambda: generator_or_error(generator_from_settings(s.llm, s.root)),
                     idf=self._store_idf(),
+                    reader=lambda: self._packaged_reader().reader,
                 )
             return self._judge
+
+    def _packaged_reader(self) -> ReaderBundle:
+        """The packaged reading model, loaded once for the answerer and the judge (call under ``self._lock``)."""
+        if self._packaged is None:
+            from tether.answer._reader import load_packaged_reader
+
+            self._packaged = load_packaged_reader()
+        return self._packaged
 
     def close(self) -> None:
         if self._tracing is not None:
@@ -263,10 +274,10 @@ class Tether:
                 a = self.settings.answer
                 model, reader = load_support_model(), None
                 if a.reader is not None:
-                    from tether.answer._reader import load_packaged_reader, load_reader
+                    from tether.answer._reader import load_reader
 
                     bundle = (
-                        load_packaged_reader()
+                        self._packaged_reader()
                         if a.reader == PACKAGED_READER
                         else load_reader(resolve_path(a.reader, self.settings.root))
                     )

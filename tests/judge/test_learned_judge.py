@@ -8,15 +8,16 @@ from pathlib import Path
 import pytest
 
 from tether import Tether
+from tether.answer import load_packaged_reader
 from tether.errors import ModelError
-from tether.judge import JUDGE_FEATURES, Judge, LearnedJudge, StoreIdf, load_judge_model
+from tether.judge import JUDGE_FEATURES, Judge, JudgeModel, LearnedJudge, StoreIdf, load_judge_model
 
 EVIDENCE = "Metformin reduced the incidence of type 2 diabetes by 31% compared with placebo over 2.8 years."
 
 
 @pytest.fixture(scope="module")
 def judge() -> LearnedJudge:
-    return LearnedJudge(Tether.open(None).embedder)
+    return LearnedJudge(Tether.open(None).embedder, reader=load_packaged_reader().reader)
 
 
 def test_it_is_a_judge(judge: LearnedJudge) -> None:
@@ -44,14 +45,16 @@ def test_a_changed_number_lowers_support_and_is_named(judge: LearnedJudge) -> No
     other = judge.verify("Metformin reduced the incidence of type 2 diabetes by 58%.", [EVIDENCE])
     assert other.score is not None and same.score is not None and other.score < same.score
     assert "numbers differ" in other.reason
-    f = dict(zip(JUDGE_FEATURES, judge.features("by 58%", [EVIDENCE]), strict=True))
+    f = dict(zip(judge.model.model.features, judge.features("by 58%", [EVIDENCE]), strict=True))
     assert f["numbers_conflict"] == 1.0 and f["numbers_present"] == 0.0
 
 
 def test_polarity_features_see_negation_and_opposite_directions(judge: LearnedJudge) -> None:
-    f = dict(zip(JUDGE_FEATURES, judge.features("Metformin does not reduce diabetes.", [EVIDENCE]), strict=True))
+    f = dict(
+        zip(judge.model.model.features, judge.features("Metformin does not reduce diabetes.", [EVIDENCE]), strict=True)
+    )
     assert f["negation_mismatch"] == 1.0
-    g = dict(zip(JUDGE_FEATURES, judge.features("Metformin increased diabetes.", [EVIDENCE]), strict=True))
+    g = dict(zip(judge.model.model.features, judge.features("Metformin increased diabetes.", [EVIDENCE]), strict=True))
     assert g["direction_mismatch"] == 1.0 and g["negation_mismatch"] == 0.0
     plain = judge.verify("Metformin reduced the incidence of type 2 diabetes.", [EVIDENCE])
     flipped = judge.verify("Metformin increased the incidence of type 2 diabetes.", [EVIDENCE])
@@ -99,3 +102,54 @@ def test_store_idf_weighs_rare_words_higher_and_follows_the_index(tmp_path: Path
     t.ingest([tmp_path / "docs"])
     again, _ = idf.idf(["zeugma"])
     assert again["zeugma"] < got["zeugma"]  # the index changed, so the cache was refreshed
+
+
+def test_the_packaged_judge_reads_with_the_packaged_reader(judge: LearnedJudge) -> None:
+    assert judge.model.uses_reader and judge.reader is not None
+    v = judge.verify("Metformin reduced the incidence of type 2 diabetes by 31%.", [EVIDENCE])
+    assert "reader logit" in v.reason
+    x = judge.features("Metformin reduced the incidence of type 2 diabetes by 31%.", [EVIDENCE])
+    assert len(x) == len(JUDGE_FEATURES) + 1
+
+
+def test_the_readers_score_moves_the_verdict(judge: LearnedJudge, monkeypatch: pytest.MonkeyPatch) -> None:
+    claim = "Metformin lowered how often people developed type 2 diabetes."
+    assert judge.reader is not None
+    scores: dict[str, float] = {}
+    for logit in (-8.0, 8.0):
+        monkeypatch.setattr(judge.reader, "scores", lambda q, c, v=logit: [v] * len(c))
+        got = judge.verify(claim, [EVIDENCE]).score
+        assert got is not None
+        scores[str(logit)] = got
+    assert scores["8.0"] > scores["-8.0"] + 0.1
+
+
+def test_a_judge_fitted_with_the_reader_refuses_to_run_without_it() -> None:
+    with pytest.raises(ModelError, match="fitted with the reading model's score"):
+        LearnedJudge(Tether.open(None).embedder)
+
+
+def test_a_judge_fitted_without_the_reader_runs_without_it(tmp_path: Path) -> None:
+    data = json.loads(load_judge_model().model_dump_json())
+    n = len(JUDGE_FEATURES)
+    m = data["model"]
+    m["features"], m["mean"], m["scale"] = m["features"][:n], m["mean"][:n], m["scale"][:n]
+    m["coef"] = [row[:n] for row in m["coef"]]
+    (tmp_path / "plain.json").write_text(json.dumps(data))
+    plain = load_judge_model(tmp_path / "plain.json")
+    assert isinstance(plain, JudgeModel) and not plain.uses_reader
+    j = LearnedJudge(Tether.open(None).embedder, plain, reader=load_packaged_reader().reader)
+    assert j.reader is None  # given, but not read: the model was not fitted with it
+    v = j.verify("Metformin reduced the incidence of type 2 diabetes by 31%.", [EVIDENCE])
+    assert len(j.features("a claim", [EVIDENCE])) == n and "reader logit" not in v.reason
+
+
+def test_tether_loads_the_packaged_reader_once_for_answerer_and_judge(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "note.md").write_text("# Note\n\n" + EVIDENCE + "\n")
+    (tmp_path / "tether.yaml").write_text("{}\n")
+    t = Tether.open(tmp_path / "tether.yaml")
+    t.ingest([tmp_path / "docs"])
+    judge = t.judge()
+    assert isinstance(judge, LearnedJudge)
+    assert judge.reader is t.answerer().reader

@@ -1,15 +1,19 @@
-"""Tether's own support judge: MiniLM similarities and lexical/number/polarity agreement, combined by
-a softmax regression trained by ``bench/train_judge.py`` on permissively licensed data only (FEVER-Symmetric,
-CC BY-SA 3.0, and QNLI dev, CC BY-SA 4.0); the former SciFact-trained model (CC BY-NC) is opt-in by path.
+"""Tether's own support judge: MiniLM similarities, lexical/number/polarity agreement and the packaged reading
+model's score of (claim, evidence), combined by a softmax regression trained by ``bench/train_judge.py`` on
+permissively licensed data only (FEVER-Symmetric, CC BY-SA 3.0, and QNLI dev, CC BY-SA 4.0); the former
+SciFact-trained model (CC BY-NC) is opt-in by path.
 
-No NLI or cross-encoder model can be had offline here, so this is built from what exists; a real
-ONNX NLI model plugs in by path (``tether.judge.OnnxNLIJudge``) behind the same protocol.
+The reading model (docs/reader.md) reads the claim and its evidence together, which the features cannot; the hard
+checks stay (a claim whose numbers are not all in the evidence is never SUPPORTED). A judge model fitted without
+the reader (its features end before ``reader``) runs without it. A real ONNX NLI model plugs in by path
+(``tether.judge.OnnxNLIJudge``) behind the same protocol.
 """
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tether.errors import ModelError
 from tether.judge._features import JUDGE_FEATURES, EncodedText, judge_features
@@ -20,7 +24,12 @@ from tether.models._cross_encoder import OnnxPairModel, softmax
 from tether.models._linear import Softmax, TrainedModel, load_model_file
 from tether.text import STOPWORDS, stem, words
 
+if TYPE_CHECKING:
+    from tether.answer._reader import Reader
+
 DEFAULT_JUDGE_FILE = "judge_model.json"
+JUDGE_READER_FEATURE = "reader"
+"""The judge feature holding the reading model's logit for (claim, the cited evidence joined); always the last."""
 
 
 class JudgeModel(TrainedModel):
@@ -41,11 +50,16 @@ class JudgeModel(TrainedModel):
             return "CONTRADICTED"
         return "UNSUPPORTED"
 
+    @property
+    def uses_reader(self) -> bool:
+        """Whether the model was fitted with the packaged reading model's score (:data:`JUDGE_READER_FEATURE`)."""
+        return tuple(self.model.features) == (*JUDGE_FEATURES, JUDGE_READER_FEATURE)
+
 
 def load_judge_model(path: str | Path | None = None) -> JudgeModel:
     """The packaged judge model, or one at ``path``."""
     m = load_model_file(JudgeModel, DEFAULT_JUDGE_FILE, path, "judge model", "run `python bench/train_judge.py`")
-    if tuple(m.model.features) != JUDGE_FEATURES:
+    if tuple(m.model.features) != JUDGE_FEATURES and not m.uses_reader:
         raise ModelError(f"judge model {path or DEFAULT_JUDGE_FILE} was trained on other features; retrain it")
     return m
 
@@ -53,8 +67,12 @@ def load_judge_model(path: str | Path | None = None) -> JudgeModel:
 class LearnedJudge:
     """SUPPORTED / UNSUPPORTED / CONTRADICTED from features of the claim and its cited spans.
 
-    Thread-safe; embeddings of texts already seen are cached (a claim is often checked against
-    several quotes, and quotes recur across answers).
+    ``reader`` is the packaged reading model; a judge model fitted with its score needs it (the packaged one is),
+    one fitted without it ignores it. Thread-safe; embeddings of texts already seen are cached (a claim is often
+    checked against several quotes, and quotes recur across answers).
+
+    Raises:
+        ModelError: the judge model needs the reader and none is given.
     """
 
     def __init__(
@@ -63,10 +81,17 @@ class LearnedJudge:
         model: JudgeModel | None = None,
         idf: IdfSource | None = None,
         *,
+        reader: Reader | None = None,
         cache_size: int = 20_000,
     ) -> None:
         self.embedder = embedder
         self.model = model or load_judge_model()
+        if self.model.uses_reader and reader is None:
+            raise ModelError(
+                "this judge model was fitted with the reading model's score; give LearnedJudge the packaged "
+                "reader (tether.answer.load_packaged_reader().reader) or use a model fitted without it"
+            )
+        self.reader = reader if self.model.uses_reader else None
         self.idf_source: IdfSource = idf or UniformIdf()
         self.name = "learned:" + (self.model.trained_on or "judge")
         self._cache: dict[str, EncodedText] = {}
@@ -90,7 +115,10 @@ class LearnedJudge:
     def features(self, claim: str, evidence: list[str]) -> list[float]:
         enc = self.encode([claim, *evidence])
         idf, max_idf = self.idf_source.idf([w for t in [claim, *evidence] for w in words(t)])
-        return judge_features(enc[0], enc[1:], idf, max_idf)
+        x = judge_features(enc[0], enc[1:], idf, max_idf)
+        if self.reader is not None:
+            x.append(self.reader.scores(claim, [("", " ".join(evidence))])[0])
+        return x
 
     def probabilities(self, claim: str, evidence: list[str]) -> dict[str, float]:
         return self.model.model.probabilities(self.features(claim, evidence))
@@ -106,7 +134,7 @@ class LearnedJudge:
         return Verdict(label=label, reason=reason, score=p.get("SUPPORTED", 0.0), judge=self.name)
 
     def _reason(self, claim: str, evidence: list[str], x: list[float], p: dict[str, float]) -> str:
-        f = dict(zip(JUDGE_FEATURES, x, strict=True))
+        f = dict(zip(self.model.model.features, x, strict=True))
         ev = {stem(w) for e in evidence for w in words(e)}
         missing = [w for w in dict.fromkeys(words(claim)) if w not in STOPWORDS and w.isalnum() and stem(w) not in ev]
         parts = [f"p(supported)={p.get('SUPPORTED', 0.0):.2f}", f"claim words covered {f['coverage']:.0%}"]
@@ -118,6 +146,8 @@ class LearnedJudge:
             parts.append("negated on one side only")
         if f["direction_mismatch"]:
             parts.append("opposite direction of change")
+        if JUDGE_READER_FEATURE in f:
+            parts.append(f"reader logit {f[JUDGE_READER_FEATURE]:+.1f}")
         return "; ".join(parts)
 
 
