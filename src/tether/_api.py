@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from tether.answer import ExtractiveAnswerer, load_support_model
 from tether.config import PACKAGED_READER, Settings, load_settings, resolve_path
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from tether.answer._reader import ReaderBundle
     from tether.judge import Judge, StoreIdf
     from tether.rerank import Reranker
+    from tether.safety import InjectionDetector
 
 
 class Tether:
@@ -45,6 +46,7 @@ class Tether:
         self._reranker: Reranker | None = None
         self._judge: Judge | None = None
         self._packaged: ReaderBundle | None = None
+        self._detector: InjectionDetector | Literal[False] | None = None  # False: none fits the embedder
         self._idf: StoreIdf | None = None
         self._pipelines: dict[RequestKind, Pipeline] = {}
         self._tracing: Any = None
@@ -113,6 +115,16 @@ class Tether:
                     reader=lambda: self._packaged_reader().reader,
                 )
             return self._judge
+
+    def injection_detector(self) -> InjectionDetector | None:
+        """The prompt-injection detector at ``safety.injection.threshold`` (None when the configured embedder is not
+        the one it was fitted on: it cannot score that embedder's vectors)."""
+        from tether.safety import detector_for
+
+        with self._lock:
+            if self._detector is None:
+                self._detector = detector_for(self.embedder.model_id, self.settings.safety.injection.threshold) or False
+            return self._detector or None
 
     def _packaged_reader(self) -> ReaderBundle:
         """The packaged reading model, loaded once for the answerer and the judge (call under ``self._lock``)."""
@@ -282,7 +294,10 @@ class Tether:
                         else load_reader(resolve_path(a.reader, self.settings.root))
                     )
                     model, reader = bundle.support, bundle.reader
-                self._answerer = ExtractiveAnswerer(self._searchable_store(), self.embedder, a, model, reader)
+                detector = self.injection_detector() if self.settings.safety.injection.action != "off" else None
+                self._answerer = ExtractiveAnswerer(
+                    self._searchable_store(), self.embedder, a, model, reader, detector=detector
+                )
             return self._answerer
 
     def _grounded(self) -> GroundedAnswerer:
@@ -293,11 +308,29 @@ class Tether:
             if self._grounded_obj is None:
                 gen = generator_or_error(generator_from_settings(self.settings.llm, self.settings.root))
                 verifier = self.judge() if self.settings.answer.verify else None
-                self._grounded_obj = GroundedAnswerer(gen, self.settings.answer, verifier)
+                self._grounded_obj = GroundedAnswerer(
+                    gen, self.settings.answer, verifier, spotlight=self.settings.safety.spotlight
+                )
             return self._grounded_obj
 
     def stats(self) -> StoreStats:
-        return self.store().stats()
+        s = self.store().stats()
+        detector = self.injection_detector()
+        if detector is not None:
+            flagged, unscanned = self.store().injection_counts(detector.threshold)
+            s = s.model_copy(
+                update={
+                    "injection_threshold": detector.threshold,
+                    "injection_flagged": flagged,
+                    "injection_unscanned": unscanned,
+                }
+            )
+        return s
+
+    def flagged(self, limit: int = 100) -> list[Hit]:
+        """Chunks the prompt-injection detector flagged at ingest, most suspect first (``Hit.injection``)."""
+        detector = self.injection_detector()
+        return [] if detector is None else self.store().flagged_chunks(detector.threshold, limit)
 
 
 def _check_text(name: str, value: object) -> None:

@@ -111,3 +111,13 @@ def test_a_list_quoted_after_one_of_its_items_takes_its_place_instead_of_quoting
     assert all(e <= s for (_, e), (s, _) in zip(spans, spans[1:], strict=False))  # no text quoted twice
     assert a.text.count("2. define a name") == 1
     assert all(text[c.start : c.end] == c.quote for c in a.citations)
+
+
+def test_a_sentence_that_only_echoes_the_question_is_not_an_answer() -> None:
+    q = "Provide a command to list all processes running on my computer."
+    assert restates("Provide a command to list all processes running on my computer.", _stems(q))
+    # a yes/no question is confirmed by a sentence in its own words
+    polar = "Is the pass statement a null operation?"
+    assert not restates("The pass statement is a null operation.", _stems(polar), polar=True)
+    # a sentence that adds a word or a number answers
+    assert not restates("The office closes at 18:00 on Fridays.", _stems("When does the office close on Fridays?"))

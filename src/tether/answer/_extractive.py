@@ -13,11 +13,12 @@ import numpy.typing as npt
 from tether.answer._features import answer_features, features, question_terms
 from tether.answer._model import SupportModel
 from tether.answer._reader import Reader, reader_answer_features, shortlist, uses_reader
-from tether.answer._yesno import yes_no
+from tether.answer._yesno import is_polar, yes_no
 from tether.config import AnswerSettings
 from tether.contracts import Answer, Citation, Hit, TraceEvent
 from tether.judge._idf import StoreIdf
 from tether.models import Embedder
+from tether.safety import InjectionDetector
 from tether.store import SQLiteStore
 from tether.text import STOPWORDS, split_sentences, stem, words
 from tether.text._tables import RowContext, cells, is_table_line, row_context, table_start
@@ -39,16 +40,22 @@ _LIST_ITEM = re.compile(r"[ \t]*(?:[-*+•]|\d{1,3}[.)])[ \t]")
 _LIST_QUOTE_CHARS = 1500  # a list quoted after its lead-in stops at this many characters (whole items)
 
 
-def restates(text: str, question_stems: Iterable[str]) -> bool:
+_ECHO_WORDS = 4  # a full sentence this long that adds no word to a (non yes/no) question only echoes it
+
+
+def restates(text: str, question_stems: Iterable[str], *, polar: bool = False) -> bool:
     """True for a span that only restates a question: a question itself (a FAQ heading, a table-of-contents
-    line: it ends with "?"), or a title-like line (no closing full stop) with no content word the question does
-    not already have. A sentence may answer in the question's own words ('It is written as "..."'): kept."""
+    line: it ends with "?"), a title-like line (no closing full stop) with no content word the question does
+    not already have, or a sentence of at least four content words, none new, to a question that is not a yes/no
+    one (``polar``: there a sentence in the question's own words confirms it). An echo of the question answers
+    nothing, and it is what an injected instruction looks like when the question repeats it. A short sentence
+    may answer in the question's own words ('It is written as "..."'): kept."""
     body = text.strip().rstrip("*_`\"'”’)").rstrip()
     if body.endswith("?"):
         return True
-    if body.endswith((".", "!", ":", ";")):
-        return False
     own = {stem(w) for w in words(text) if w not in STOPWORDS}
+    if body.endswith((".", "!", ":", ";")):
+        return not polar and len(own) >= _ECHO_WORDS and own <= set(question_stems)
     return bool(own) and own <= set(question_stems)
 
 
@@ -194,6 +201,8 @@ class ExtractiveAnswerer:
         settings: AnswerSettings,
         model: SupportModel,
         reader: Reader | None = None,
+        *,
+        detector: InjectionDetector | None = None,
     ) -> None:
         if uses_reader(model) != (reader is not None):
             raise ValueError(
@@ -204,6 +213,7 @@ class ExtractiveAnswerer:
         self.settings = settings
         self.model = model
         self.reader = reader
+        self.detector = detector  # a sentence it flags as an injection is never a candidate (docs/safety.md)
         self._local = threading.local()  # reader_ms: this thread's last reader pass (for the trace)
         self._vectors = _VectorCache(embedder)
         self._idf = StoreIdf(store)
@@ -223,11 +233,12 @@ class ExtractiveAnswerer:
         """
         idf, max_idf = self._idf.idf(words(question))
         q = question_terms(question, idf, max_idf)
+        polar = is_polar(question)
         spans: list[tuple[int, Hit, int, int, str]] = []
         for rank, hit in enumerate(hits):
             for s, e in split_sentences(hit.text):
                 text = hit.text[s:e]
-                if not is_answer_like(text) or restates(text, q.stems):
+                if not is_answer_like(text) or restates(text, q.stems, polar=polar):
                     continue
                 if is_table_line(text):
                     ctx = self._tables.context(hit, s)
@@ -238,6 +249,14 @@ class ExtractiveAnswerer:
         if not spans:
             return []
         sent_vecs = self._vectors.get([text for *_, text in spans])
+        if self.detector is not None:
+            flags = self.detector.scores([text for *_, text in spans], sent_vecs)
+            keep = [i for i, f in enumerate(flags) if f < self.detector.sentence_threshold]
+            self._local.injections = len(spans) - len(keep)
+            if len(keep) < len(spans):
+                spans, sent_vecs = [spans[i] for i in keep], sent_vecs[keep]
+                if not spans:
+                    return []
         passage_vecs = self._vectors.get([h.text for h in hits])
         cos_s = sent_vecs @ question_vector
         cos_p = passage_vecs @ question_vector
@@ -263,9 +282,12 @@ class ExtractiveAnswerer:
         return out
 
     def _reader_detail(self) -> dict[str, object]:
+        out: dict[str, object] = {}
+        if self.detector is not None:
+            out["injection_sentences_skipped"] = getattr(self._local, "injections", 0)
         if self.reader is None:
-            return {}
-        return {"reader": self.reader.name, "reader_ms": round(getattr(self._local, "reader_ms", 0.0), 2)}
+            return out
+        return {**out, "reader": self.reader.name, "reader_ms": round(getattr(self._local, "reader_ms", 0.0), 2)}
 
     def support(self, cands: list[Candidate]) -> float:
         """Probability that citing the best candidate answers the question correctly."""
@@ -286,6 +308,7 @@ class ExtractiveAnswerer:
         t0 = time.perf_counter()
         trace = list(trace or [])
         th = self.threshold
+        self._local.injections = 0
         cands = self.candidates(question, hits, question_vector)
         best = self.support(cands) if cands else 0.0
         trace.append(

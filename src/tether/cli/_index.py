@@ -130,12 +130,50 @@ def _listener(mode: str) -> Iterator[Listener]:
 
 
 @app.command()
-def stats(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+def stats(
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+    flagged: Annotated[
+        bool, typer.Option("--flagged", help="list the chunks flagged as possible prompt injections")
+    ] = False,
+) -> None:
     """Show what the index holds: documents, chunks, size, model.
 
-    Also near-duplicates removed, the embedding model and the last ingest; --json has every field."""
+    Also near-duplicates removed, the embedding model, the last ingest and how many chunks the prompt-injection
+    detector flagged (--flagged lists them: path, span, score, cues); --json has every field."""
     with Tether.open(config) as t:
         s = t.stats()
+        hits = t.flagged() if flagged else []
+    if flagged:
+        from tether.safety import matched_cues
+
+        rows = [
+            {
+                "path": h.path,
+                "start": h.start,
+                "end": h.end,
+                "injection": h.injection,
+                "cues": matched_cues(h.text),
+                "text": h.text,
+            }
+            for h in hits
+        ]
+        if as_json:
+            out.print_json(data=rows)
+            return
+        if not rows:
+            out.print(f"No chunk is flagged (threshold {s.injection_threshold}).")
+            return
+        t2 = Table("injection", "where", "cues", "text")
+        for r in rows:
+            t2.add_row(
+                f"{r['injection']:.3f}",
+                escape(f"{r['path']}:{r['start']}-{r['end']}"),
+                escape(", ".join(r["cues"])),  # type: ignore[arg-type]
+                escape(" ".join(str(r["text"]).split())[:100]),
+            )
+        out.print(t2)
+        return
     if as_json:
         _emit_json(s)
         return

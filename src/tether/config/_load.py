@@ -128,6 +128,13 @@ tracing:                        # one trace per request, one span per stage (`te
   otlp_endpoint: null           # also send spans to an OpenTelemetry collector, e.g. http://127.0.0.1:4318
   otlp_headers: {{}}              # headers for it; put secrets in OTEL_EXPORTER_OTLP_TRACES_HEADERS instead
   max_attribute_chars: 8192     # longer attribute values (prompts, evidence) are cut, with a marker
+
+safety:
+  injection:                    # every chunk is scored for prompt injection at ingest (docs/safety.md)
+    action: warn                # flagged chunks: warn (cited with a warning), quarantine (never cited), off
+    threshold: null             # least p(injection) that flags a chunk; null = the packaged detector's
+    sentence_threshold: null    # least p(injection) that keeps a sentence from being quoted; null = packaged
+  spotlight: datamark           # llm mode: sources delimited (delimit) and datamarked (datamark) as data; off
 """
 
 

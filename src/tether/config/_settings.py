@@ -278,6 +278,42 @@ class TracingSettings(_Strict):
         return v
 
 
+class InjectionSettings(_Strict):
+    action: Literal["warn", "quarantine", "off"] = Field(
+        "warn",
+        description="chunks the injection detector flagged at ingest: warn (cite, with a warning on the answer), "
+        "quarantine (never cited) or off; a flagged sentence is never quoted as the answer unless off",
+    )
+    threshold: float | None = Field(
+        None, ge=0.0, le=1.0, description="least p(injection) that flags a chunk; null = the packaged detector's"
+    )
+    sentence_threshold: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="least p(injection) that keeps a sentence from being quoted; null = the packaged detector's",
+    )
+
+    @field_validator("action", mode="before")
+    @classmethod
+    def _yaml_off(cls, v: object) -> object:
+        return "off" if v is False else v  # YAML reads a bare `off` as false
+
+
+class SafetySettings(_Strict):
+    injection: InjectionSettings = InjectionSettings()
+    spotlight: Literal["datamark", "delimit", "off"] = Field(
+        "datamark",
+        description="llm mode: sources between markers with a per-request id (delimit), their words joined by a "
+        "data mark too (datamark), and a system-prompt note that source text is data; off = plain numbered sources",
+    )
+
+    @field_validator("spotlight", mode="before")
+    @classmethod
+    def _yaml_off(cls, v: object) -> object:
+        return "off" if v is False else v  # YAML reads a bare `off` as false
+
+
 class Settings(_Strict):
     """All of tether.yaml. Unknown keys are errors, so a typo never silently does nothing."""
 
@@ -295,6 +331,7 @@ class Settings(_Strict):
     policy: PolicySettings = PolicySettings()
     pipeline: PipelineSettings = PipelineSettings()
     tracing: TracingSettings = TracingSettings()
+    safety: SafetySettings = SafetySettings()
 
     _root: Path = PrivateAttr(default_factory=Path.cwd)
 

@@ -67,6 +67,9 @@ class Hit(BaseModel):
     lexical_score: float | None = None
     dense_score: float | None = None
     rerank_score: float | None = None
+    injection: float | None = Field(
+        None, description="p(prompt injection) of the chunk, scored at ingest; None = not scanned (see safety:)"
+    )
 
 
 class SearchFilters(BaseModel):
@@ -113,6 +116,11 @@ class Answer(BaseModel):
     config_hash: str
     trace: list[TraceEvent] = Field(default_factory=list)
     trace_id: str = Field("", description="the request's trace (`tether trace show ID`); empty when tracing is off")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="what a reader should know about the evidence, e.g. a citation from a chunk flagged as a "
+        "possible prompt injection (safety.injection.action: warn)",
+    )
 
 
 class SkippedFile(BaseModel):
@@ -146,6 +154,9 @@ class StoreStats(BaseModel):
     embedding_model: str | None
     dim: int | None
     last_ingest: datetime | None
+    injection_threshold: float | None = Field(None, description="the detector's flag threshold (safety.injection)")
+    injection_flagged: int = Field(0, description="chunks scored at or above it at ingest (`tether stats --flagged`)")
+    injection_unscanned: int = Field(0, description="chunks stored before the detector (re-ingest to scan them)")
 
 
 class Feedback(BaseModel):

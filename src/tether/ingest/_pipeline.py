@@ -20,6 +20,7 @@ from tether.ingest._files import Source, reachable, read_regular
 from tether.ingest._prepare import Job, Prepared, Recipe, default_workers, prepare, prepare_all
 from tether.ingest._progress import Tracker
 from tether.models import Embedder
+from tether.safety import InjectionDetector, detector_for
 from tether.store import NewChunk, NewDocument, SQLiteStore
 
 Progress = Callable[[int, int, str], None]
@@ -92,10 +93,19 @@ class Ingestor:
     """
 
     def __init__(
-        self, store: SQLiteStore, embedder: Embedder, settings: IngestSettings, *, batch_size: int = BATCH_CHUNKS
+        self,
+        store: SQLiteStore,
+        embedder: Embedder,
+        settings: IngestSettings,
+        *,
+        batch_size: int = BATCH_CHUNKS,
+        detector: InjectionDetector | None = None,
     ):
         self.store = store
         self.embedder = embedder
+        # every chunk is scored for prompt injection from the vector it gets anyway (docs/safety.md); a detector
+        # fitted on another embedder's vectors cannot score these, and the chunks are stored as not scanned
+        self.detector = detector or detector_for(getattr(embedder, "model_id", None))
         self.settings = settings
         self.batch_size = batch_size
         d = settings.dedupe
@@ -402,7 +412,14 @@ class Ingestor:
                 i += len(p.chunks)
                 continue
             new_chunks = []
-            for ch, sig, keys in zip(p.chunks, p.signatures, p.bands, strict=True):
+            scores: list[float | None] = [None] * len(p.chunks)
+            if self.detector is not None and p.chunks:
+                scores = list(
+                    self.detector.chunk_scores(
+                        [ch.text for ch in p.chunks], vectors[i : i + len(p.chunks)], self.embedder.embed
+                    )
+                )
+            for ch, sig, keys, score in zip(p.chunks, p.signatures, p.bands, scores, strict=True):
                 new_chunks.append(
                     NewChunk(
                         ord=ch.ord,
@@ -414,6 +431,7 @@ class Ingestor:
                         vector=vectors[i],
                         signature=sig,
                         band_keys=keys,
+                        injection=score,
                     )
                 )
                 i += 1

@@ -9,12 +9,13 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from tether.contracts import Answer, TraceEvent
+from tether.contracts import Answer, Hit, TraceEvent
 from tether.pipeline._state import RequestState
 
 if TYPE_CHECKING:
     from tether._api import Tether
     from tether.pipeline._stage import StageContext
+    from tether.tools import Decision
 
 
 class _Base:
@@ -53,24 +54,31 @@ class PolicyStage(_Base):
                 classification=state.caller.classification,
             )
         )
-        state.decisions.append(d.model_dump(mode="json"))
-        ctx.span.set("policy.action", d.action)
-        ctx.span.set("policy.rule", d.rule or "(default)")
-        ctx.span.set("policy.reason", d.reason)
-        if d.action == "allow":
-            return
-        state.withheld = True
-        state.answer = Answer(
-            question=state.question,
-            text="Withheld by policy." if d.action == "deny" else "Withheld: this answer needs approval.",
-            abstained=True,
-            support=0.0,
-            threshold=t.answerer().threshold,
-            reason=f"policy {d.action}: {d.reason} (policy v{d.policy_version} {d.policy_hash})",
-            config_hash=state.config_hash,
-            trace=[TraceEvent(stage="policy", detail=d.model_dump())],
-        )
-        state.done = True
+        _apply_decision(t, state, ctx, d, [])
+
+
+def _apply_decision(
+    t: Tether, state: RequestState, ctx: StageContext, d: Decision, trace: list[TraceEvent], prefix: str = "policy"
+) -> None:
+    """Record a policy decision; a deny or require_approval replaces the answer with a refusal naming the rule."""
+    state.decisions.append(d.model_dump(mode="json"))
+    ctx.span.set(f"{prefix}.action", d.action)
+    ctx.span.set(f"{prefix}.rule", d.rule or "(default)")
+    ctx.span.set(f"{prefix}.reason", d.reason)
+    if d.action == "allow":
+        return
+    state.withheld = True
+    state.answer = Answer(
+        question=state.question,
+        text="Withheld by policy." if d.action == "deny" else "Withheld: this answer needs approval.",
+        abstained=True,
+        support=0.0,
+        threshold=t.answerer().threshold if t.settings.answer.mode == "extractive" else 0.0,
+        reason=f"policy {d.action}: {d.reason} (policy v{d.policy_version} {d.policy_hash})",
+        config_hash=state.config_hash,
+        trace=[*trace, TraceEvent(stage="policy", detail=d.model_dump())],
+    )
+    state.done = True
 
 
 def _rerank_follows(state: RequestState, ctx: StageContext) -> bool:
@@ -166,14 +174,41 @@ class AnswerStage(_Base):
                 detail={"chunks": [{"path": h.path, "section": h.section, "score": h.score} for h in state.hits]},
             ),
         ]
+        hits, flagged = _screen(t, state.hits, trace)
         if t.settings.answer.mode == "llm":
-            answer = t._grounded().answer(state.question, state.hits, config_hash=state.config_hash, trace=trace)
+            answer = t._grounded().answer(state.question, hits, config_hash=state.config_hash, trace=trace)
         else:
             assert state.query_vector is not None
             answer = t.answerer().answer(
-                state.question, state.hits, state.query_vector, config_hash=state.config_hash, trace=trace
+                state.question, hits, state.query_vector, config_hash=state.config_hash, trace=trace
             )
+        answer.warnings.extend(_injection_warnings(answer, flagged))
+        if flagged:
+            ctx.span.set("injection.flagged", [f"{h.path}:{h.start}-{h.end}" for h in flagged])
         state.answer = answer
+        policy = t._policy()
+        if policy is not None and not answer.abstained:
+            # the policy is asked again with the draft and the passages it cites (rules with answer_matches or
+            # evidence_matches decide here); a deny withholds the drafted answer
+            from tether.tools import PolicyContext
+
+            cited = [
+                h.text
+                for h in hits
+                if any(c.doc_id == h.doc_id and h.start <= c.start < h.end for c in answer.citations)
+            ]
+            d = policy.decide(
+                PolicyContext(
+                    on="answer",
+                    text=state.question,
+                    role=state.caller.role,
+                    classification=state.caller.classification,
+                    draft=True,
+                    answer=answer.text,
+                    evidence=cited,
+                )
+            )
+            _apply_decision(t, state, ctx, d, answer.trace, prefix="policy.draft")
         ctx.span.set("mode", t.settings.answer.mode)
         ctx.span.set("abstained", answer.abstained)
         ctx.span.set("support", round(answer.support, 4))
@@ -188,6 +223,47 @@ class AnswerStage(_Base):
         for ev in answer.trace:  # the model's steps: the exact prompts sent, tokens, drafts, verdicts
             if ev.stage not in ("config", "hits", "retrieve", "lexical", "dense", "fusion", "collapse", "rerank"):
                 ctx.span.set(f"step.{ev.stage}", ev.detail)
+
+
+def _screen(t: Tether, hits: list[Hit], trace: list[TraceEvent]) -> tuple[list[Hit], list[Hit]]:
+    """The hits the answer may cite, and those the injection detector flagged at ingest (``safety.injection``):
+    quarantine drops the flagged, warn keeps them (the answer then says so), off ignores the scores."""
+    inj = t.settings.safety.injection
+    detector = t.injection_detector() if inj.action != "off" else None
+    if detector is None:
+        return hits, []
+    flagged = [h for h in hits if h.injection is not None and h.injection >= detector.threshold]
+    if not flagged:
+        return hits, []
+    trace.append(
+        TraceEvent(
+            stage="safety",
+            detail={
+                "action": inj.action,
+                "threshold": detector.threshold,
+                "flagged": [
+                    {"path": h.path, "start": h.start, "end": h.end, "p": round(h.injection or 0, 4)} for h in flagged
+                ],
+            },
+        )
+    )
+    if inj.action == "quarantine":
+        ids = {h.chunk_id for h in flagged}
+        return [h for h in hits if h.chunk_id not in ids], []
+    return hits, flagged
+
+
+def _injection_warnings(answer: Answer, flagged: list[Hit]) -> list[str]:
+    out = []
+    for c in answer.citations:
+        for h in flagged:
+            if h.doc_id == c.doc_id and h.start <= c.start and c.end <= h.end:
+                out.append(
+                    f"[{c.n}] quotes {c.path}, a passage flagged as a possible prompt injection "
+                    f"(p={h.injection or 0:.2f}): read it as data, not as instructions"
+                )
+                break
+    return out
 
 
 class AuditStage(_Base):

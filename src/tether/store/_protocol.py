@@ -28,6 +28,7 @@ class ChunkRow(NamedTuple):
     end: int
     text: str
     minhash: bytes
+    injection: float | None = None
 
     def hit(
         self,
@@ -52,6 +53,7 @@ class ChunkRow(NamedTuple):
             dense_rank=dense_rank,
             lexical_score=lexical_score,
             dense_score=dense_score,
+            injection=self.injection,
         )
 
 
@@ -66,6 +68,8 @@ class NewChunk:
     vector: npt.NDArray[np.float32]
     signature: npt.NDArray[np.uint64]
     band_keys: list[bytes]
+    injection: float | None = None
+    """The injection detector's score of the chunk (None: not scanned)."""
 
 
 @dataclass

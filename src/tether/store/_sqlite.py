@@ -18,7 +18,9 @@ from tether.store._ann import AnnIndex
 from tether.store._lexical import LexicalIndex
 from tether.store._protocol import ChunkRow, NewDocument, ScoredId
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+"""v3 added ``chunks.injection`` (the injection detector's score; NULL = not scanned); v2 indexes are upgraded in
+place on open."""
 FTS_TOKENIZE = "porter unicode61 remove_diacritics 2"
 
 _SCHEMA = f"""
@@ -48,7 +50,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     title TEXT NOT NULL,
     text TEXT NOT NULL,
     vector BLOB NOT NULL,
-    minhash BLOB NOT NULL
+    minhash BLOB NOT NULL,
+    injection REAL
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 CREATE TABLE IF NOT EXISTS lsh (
@@ -156,11 +159,28 @@ class SQLiteStore:
         if version is None:
             store._set_meta("schema_version", str(SCHEMA_VERSION))
             store._set_meta("generation", "0")
+        elif int(version) == 2:
+            store._upgrade_from_v2()
         elif int(version) != SCHEMA_VERSION:
             raise IndexMismatchError(
                 f"{p} has index layout v{version}, this Tether reads v{SCHEMA_VERSION}; re-ingest into a new index"
             )
         return store
+
+    def _upgrade_from_v2(self) -> None:
+        """Add ``chunks.injection`` (NULL: chunks ingested before the detector are not scanned) in one transaction;
+        another process upgrading the same file at once finds the column there and leaves it."""
+        c = self._conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            columns = {r[1] for r in c.execute("PRAGMA table_info(chunks)")}
+            if "injection" not in columns:
+                c.execute("ALTER TABLE chunks ADD COLUMN injection REAL")
+            c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
 
     @property
     def _conn(self) -> sqlite3.Connection:
@@ -323,7 +343,7 @@ class SQLiteStore:
         doc_id = int(cur.lastrowid or 0)
         c.executemany(
             'INSERT INTO chunks(id, doc_id, ord, start, "end", section, section_path, kinds, title, text, vector,'
-            " minhash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            " minhash, injection) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [
                 (
                     first_id + i,
@@ -338,6 +358,7 @@ class SQLiteStore:
                     ch.text,
                     np.ascontiguousarray(ch.vector, dtype=np.float32).tobytes(),
                     np.ascontiguousarray(ch.signature, dtype=np.uint64).tobytes(),
+                    ch.injection,
                 )
                 for i, ch in enumerate(doc.chunks)
             ],
@@ -751,12 +772,12 @@ class SQLiteStore:
             part = ids[b : b + 500]
             marks = ",".join("?" * len(part))
             for r in self._conn.execute(
-                f'SELECT c.id, c.doc_id, d.path, c.title, c.section_path, c.start, c."end", c.text, c.minhash'
-                f" FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({marks})",
+                f'SELECT c.id, c.doc_id, d.path, c.title, c.section_path, c.start, c."end", c.text, c.minhash,'
+                f" c.injection FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({marks})",
                 part,
             ):
                 section = [] if r[4] == "[]" else json.loads(r[4])
-                out[r[0]] = ChunkRow(r[0], r[1], r[2], r[3], section, r[5], r[6], r[7], r[8])
+                out[r[0]] = ChunkRow(r[0], r[1], r[2], r[3], section, r[5], r[6], r[7], r[8], r[9])
         return out
 
     def hits(self, ids: list[int]) -> dict[int, Hit]:
@@ -787,6 +808,24 @@ class SQLiteStore:
         if r is None:
             raise KeyError(doc_id)
         return str(r[0])
+
+    def injection_counts(self, threshold: float) -> tuple[int, int]:
+        """(chunks whose injection score is at least ``threshold``, chunks never scanned)."""
+        r = self._conn.execute(
+            "SELECT COALESCE(SUM(injection >= ?), 0), COALESCE(SUM(injection IS NULL), 0) FROM chunks", (threshold,)
+        ).fetchone()
+        return int(r[0]), int(r[1])
+
+    def flagged_chunks(self, threshold: float, limit: int = 100) -> list[Hit]:
+        """The chunks scored at or above ``threshold`` at ingest, highest first (``score`` = the injection score)."""
+        ids = [
+            r[0]
+            for r in self._conn.execute(
+                "SELECT id FROM chunks WHERE injection >= ? ORDER BY injection DESC, id LIMIT ?", (threshold, limit)
+            )
+        ]
+        rows = self.chunk_rows(ids)
+        return [rows[i].hit(rows[i].injection or 0.0) for i in ids if i in rows]
 
     def stats(self) -> StoreStats:
         c = self._conn
