@@ -65,7 +65,7 @@ def test_valid_quotes_become_exact_citations(tether_llm: Tether, model_server: A
     c = a.citations[0]
     assert tether_llm.store().document_text(c.doc_id)[c.start : c.end] == c.quote == "submitted\nwithin 30 days"
     sent = next(e for e in a.trace if e.stage == "generate#1").detail["prompt"]
-    assert "[1]" in sent[1]["content"] and "Hotels are capped" in sent[1]["content"]  # the exact prompt is traced
+    assert "<<source 1 id=" in sent[1]["content"] and "Hotels\u02c6are\u02c6capped" in sent[1]["content"]  # traced
 
 
 def test_an_invented_quote_is_dropped_and_the_model_is_asked_again_strictly(

@@ -27,6 +27,10 @@ rules:
     on: answer
     when: {classification: [secret]}
     action: deny
+  - id: no-injected-answers     # answer rules can also look at the draft and the passages it cites
+    on: answer
+    when: {evidence_matches: "ignore (all )?previous instructions"}
+    action: deny
   - id: custom
     hook: mypkg.policies:check  # a callable(PolicyContext) -> "allow" | "deny" | "require_approval" | None
 ```
@@ -69,6 +73,11 @@ class PolicyContext(BaseModel):
     caller: str = ""
     classification: str = "internal"
     text: str = Field("", description="the question (answers) or a rendering of the call")
+    draft: bool = Field(False, description="answers: True when the answer has been drafted (answer, evidence set)")
+    answer: str = Field("", description="answers: the drafted answer's text (empty before it is drafted)")
+    evidence: list[str] = Field(
+        default_factory=list, description="answers: the passages the draft cites (whole chunks), once drafted"
+    )
 
 
 class Condition(BaseModel):
@@ -78,6 +87,8 @@ class Condition(BaseModel):
     effects: list[str] | None = None
     args: dict[str, Any] = Field(default_factory=dict, description="arg name -> value or {op: value}")
     text_matches: str | None = None
+    answer_matches: str | None = Field(None, description="answers: a regex the drafted answer's text must match")
+    evidence_matches: str | None = Field(None, description="answers: a regex one passage the draft cites must match")
 
 
 class Rule(BaseModel):
@@ -170,6 +181,15 @@ def _matches(rule: Rule, ctx: PolicyContext) -> bool:
         return False
     if w.text_matches is not None and re.search(w.text_matches, ctx.text, re.IGNORECASE) is None:
         return False
+    if w.answer_matches is not None or w.evidence_matches is not None:
+        if not ctx.draft:  # decided once the answer is drafted (the policy is asked again then)
+            return False
+        if w.answer_matches is not None and re.search(w.answer_matches, ctx.answer, re.IGNORECASE) is None:
+            return False
+        if w.evidence_matches is not None and not any(
+            re.search(w.evidence_matches, e, re.IGNORECASE) for e in ctx.evidence
+        ):
+            return False
     for name, cond in w.args.items():
         if name not in ctx.args:
             raise RuleError(f"the call has no argument {name!r}")

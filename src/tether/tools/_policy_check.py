@@ -128,8 +128,10 @@ def _check_rule(policy: Policy, i: int, r: Rule, roles: list[str] | None) -> Non
             raise ConfigError(f"{where}: 'tool' applies to tool calls only; an answer rule names no tool")
         if w.args or w.effects is not None:
             raise ConfigError(f"{where}: 'args' and 'effects' apply to tool calls only, not to answers")
-    elif w.text_matches is not None:
-        raise ConfigError(f"{where}: 'text_matches' applies to answers only (a tool call has no text); use 'args'")
+    else:
+        for key in ("text_matches", "answer_matches", "evidence_matches"):
+            if getattr(w, key) is not None:
+                raise ConfigError(f"{where}: '{key}' applies to answers only (a tool call has no text); use 'args'")
     for t in r.tools:
         if t != "*":
             _check_names(where, "tool", [t], None)
@@ -149,8 +151,9 @@ def _check_rule(policy: Policy, i: int, r: Rule, roles: list[str] | None) -> Non
         _check_names(where, "effect", w.effects, list(EFFECTS))
     if w.classification is not None:
         _check_names(where, "classification", w.classification, list(CLASSIFICATIONS))
-    if w.text_matches is not None:
-        _compile(where, w.text_matches, "text_matches")
+    for key in ("text_matches", "answer_matches", "evidence_matches"):
+        if getattr(w, key) is not None:
+            _compile(where, getattr(w, key), key)
     for name, cond in w.args.items():
         _check_names(where, "argument", [name], None)
         ops = cond if isinstance(cond, dict) else {"eq": cond}
