@@ -53,6 +53,7 @@ from tether.guard._sqlite import (
     upgrade,
 )
 from tether.guard._verify import verify_entries
+from tether.safety._pii import redact_json
 
 __all__ = [
     "GENESIS_HASH",
@@ -272,7 +273,7 @@ class AuditLog:
             raise AuditLogError("an audit entry needs a kind (e.g. 'tool_call')")
         if not isinstance(payload, dict):
             raise AuditLogError(f"an audit payload must be a JSON object (a dict), not {type(payload).__name__}")
-        payload_json = canonical_json(payload)
+        payload_json = canonical_json(redact_json(payload))  # PII and secrets never enter the log (docs/safety.md)
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")

@@ -1,9 +1,17 @@
-"""Safety: prompt-injection detection (and, as they land, PII redaction and red-team suites)."""
+"""Safety: prompt-injection detection, PII and secrets redaction (traces and the audit log always)."""
 
 from tether.safety._cues import CUE_FEATURES, cue_features, matched_cues
 from tether.safety._injection import Flag, InjectionDetector, InjectionModel, detector_for, load_injection_model
+from tether.safety._pii import KINDS as PII_KINDS
+from tether.safety._pii import PatternRedactor, PiiSpan, Redactor, redact_json, redact_text
 
 __all__ = [
+    "PII_KINDS",
+    "PatternRedactor",
+    "PiiSpan",
+    "Redactor",
+    "redact_json",
+    "redact_text",
     "CUE_FEATURES",
     "Flag",
     "InjectionDetector",

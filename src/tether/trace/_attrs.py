@@ -1,4 +1,8 @@
-"""Span attribute values: what OpenTelemetry takes as it is, and the bounded JSON text everything else becomes."""
+"""Span attribute values: what OpenTelemetry takes as it is, and the bounded JSON text everything else becomes.
+
+Every text is redacted first (``tether.safety.redact_text``: e-mail addresses, card numbers, IBANs, SSNs, phone
+numbers, IP addresses, API keys and other secrets become ``<KIND>``): traces hold questions and evidence, and PII
+must not outlive the request there."""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from pathlib import PurePath
 from typing import Any, TypeAlias
+
+from tether.safety._pii import redact_text
 
 AttrValue: TypeAlias = str | bool | int | float | list[str] | list[float] | list[int]
 """A value OpenTelemetry stores as it is. Any other value given to ``set`` is JSON-encoded (see :func:`bounded`)."""
@@ -56,7 +62,7 @@ def to_json(value: object, max_chars: int = DEFAULT_MAX_CHARS) -> str:
         text = json.dumps(value, default=_json_default, ensure_ascii=False, separators=(",", ":"))
     except (ValueError, TypeError, RecursionError):  # a cycle, or a value whose encoding fails
         text = repr(value)
-    return cut(text, max_chars)
+    return cut(redact_text(text), max_chars)
 
 
 def _scalar(value: object) -> str | bool | int | float | None:
@@ -84,7 +90,7 @@ def bounded(value: object, max_chars: int = DEFAULT_MAX_CHARS) -> OtelValue | No
     scalar = _scalar(value)
     if scalar is not None:
         if isinstance(scalar, str):
-            return cut(scalar, max_chars)
+            return cut(redact_text(scalar), max_chars)
         if isinstance(scalar, float) and not math.isfinite(scalar):
             return repr(scalar)  # JSON and some collectors have no NaN or infinity
         return scalar
@@ -107,6 +113,8 @@ def _array(value: Sequence[object], max_chars: int) -> OtelValue | None:
         return None
     if kinds == {float} and not all(math.isfinite(i) for i in items if isinstance(i, float)):
         return None
+    if kinds == {str}:
+        items = [redact_text(i) for i in items if isinstance(i, str)]
     if sum(len(str(i)) + 3 for i in items) > max_chars:
         return None
     return tuple(items)  # type: ignore[return-value]  # one kind, checked above
