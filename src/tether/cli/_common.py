@@ -55,6 +55,8 @@ trace_app = typer.Typer(help="Request traces: list them, show every stage of one
 app.add_typer(trace_app, name="trace")
 config_app = typer.Typer(help="Versioned configs: history, diff, show settings.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+monitor_app = typer.Typer(help="Drift of questions and outcome rates over time, from the traces.", no_args_is_help=True)
+app.add_typer(monitor_app, name="monitor")
 
 # Not on a terminal (piped, captured, CI) lines are not wrapped at 80 columns: one message stays one line.
 out = Console(soft_wrap=not sys.stdout.isatty())
