@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
 
 from tether import Tether
 from tether.ingest import Ingestor
@@ -40,6 +44,19 @@ def with_reader(yaml_text: str, reader: str) -> str:
     out = yaml_text.replace("  reader: packaged", f"  reader: {value}", 1)
     if f"  reader: {value}" not in out:
         raise SystemExit("the default tether.yaml has no 'reader: packaged' line to set")
+    return out
+
+
+def cached_embed(t: Tether, texts: list[str], name: str) -> npt.NDArray[np.float32]:
+    """``t.embedder``'s vectors of ``texts``, cached in .tether/bench under ``name`` and a hash of model and texts."""
+    key = hashlib.sha256(json.dumps([t.embedder.model_id, texts]).encode()).hexdigest()[:16]
+    cache = CACHE / f"{name}-{key}.npy"
+    if cache.exists():
+        cached: npt.NDArray[np.float32] = np.load(cache)
+        return cached
+    out = np.vstack([t.embedder.embed(texts[b : b + 256]) for b in range(0, len(texts), 256)])
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.save(cache, out)
     return out
 
 

@@ -18,14 +18,13 @@ Each is repeated over ``--runs`` random orderings (seeds 0..runs-1).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import random
 import statistics
 
 import numpy as np
 
-from _common import CACHE, SHARED, load_squad, need
+from _common import SHARED, cached_embed, load_squad, need
 from _scifact import load_claims
 from tether import Tether
 from tether.monitor import drift_report
@@ -34,18 +33,6 @@ from tether.monitor import drift_report
 def policyqa_questions() -> list[str]:
     path = need(SHARED / "policyqa" / "test_questions.jsonl")
     return list(dict.fromkeys(json.loads(line)["question"] for line in path.open(encoding="utf-8")))
-
-
-def embed(t: Tether, texts: list[str]) -> np.ndarray:
-    key = hashlib.sha256(json.dumps([t.embedder.model_id, texts]).encode()).hexdigest()[:16]
-    cache = CACHE / f"drift-{key}.npy"
-    if cache.exists():
-        cached: np.ndarray = np.load(cache)
-        return cached
-    out = np.vstack([t.embedder.embed(texts[b : b + 256]) for b in range(0, len(texts), 256)])
-    CACHE.mkdir(parents=True, exist_ok=True)
-    np.save(cache, out)
-    return out
 
 
 def run(vecs: np.ndarray, shift_at: int | None, reference: int, window: int, seed: int) -> dict[str, object]:
@@ -73,8 +60,8 @@ def main() -> None:
         "policyqa": policyqa_questions(),
         "squad": list(dict.fromkeys(q.question for q in load_squad().split("measure"))),
     }
-    sv = embed(t, scifact)
-    ov = {k: embed(t, v) for k, v in others.items()}
+    sv = cached_embed(t, scifact, "drift")
+    ov = {k: cached_embed(t, v, "drift") for k, v in others.items()}
     results: dict[str, dict[str, object]] = {}
     rows: dict[str, list[dict[str, object]]] = {
         "no shift": [],

@@ -41,11 +41,10 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from rich.progress import track
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-from _common import CACHE, ROOT, SHARED, load_squad, need
+from _common import ROOT, SHARED, cached_embed, load_squad, need
 from tether import Tether
 from tether.models._linear import Logistic
 from tether.safety._cues import CUE_FEATURES, cue_features
@@ -199,17 +198,7 @@ def units(name: str, attacks: list[str], paragraphs: list[str], benign_sentences
 
 
 def embed(t: Tether, texts: list[str]) -> np.ndarray:
-    key = hashlib.sha256(json.dumps([t.embedder.model_id, texts]).encode()).hexdigest()[:16]
-    cache = CACHE / f"injection-emb-{key}.npy"
-    if cache.exists():
-        cached: np.ndarray = np.load(cache)
-        return cached
-    out = np.vstack(
-        [t.embedder.embed(texts[b : b + 256]) for b in track(range(0, len(texts), 256), description="embedding")]
-    )
-    CACHE.mkdir(parents=True, exist_ok=True)
-    np.save(cache, out)
-    return out
+    return cached_embed(t, texts, "injection-emb")
 
 
 def features(t: Tether, us: list[Unit]) -> np.ndarray:

@@ -317,10 +317,10 @@ def reader_logits(reader: OnnxReader, rows: list[Row]) -> np.ndarray:
     return out
 
 
-def verify_ms(t: Tether, m: JudgeModel, rows: list[Row], reader: OnnxReader | None) -> dict[str, float]:
+def verify_ms(t: Tether, m: JudgeModel, rows: list[Row], reader: OnnxReader) -> dict[str, float]:
     """p50 / p95 milliseconds of one ``LearnedJudge.verify`` over ``rows`` (the first 300), warm (a fresh judge, so
     no embedding is cached from an earlier call; the texts are new to it)."""
-    judge = LearnedJudge(t.embedder, m, reader=reader or load_packaged_reader().reader)
+    judge = LearnedJudge(t.embedder, m, reader=reader)
     judge.verify("A warm-up claim.", ["A warm-up sentence."])
     ms = []
     for _, c, ev, _, _ in rows[:300]:
@@ -553,9 +553,9 @@ def main() -> None:
     Xqn = featurize(qn_rows, enc, qnli.idf, qnli.max_idf)
     ytr = [r[3] for r in tr_rows]
     features = list(JUDGE_FEATURES)
+    reader = load_packaged_reader().reader
+    assert isinstance(reader, OnnxReader)
     if not args.no_reader:  # the reader's logit is the last feature, as LearnedJudge computes it
-        reader = load_packaged_reader().reader
-        assert isinstance(reader, OnnxReader)
         features.append(JUDGE_READER_FEATURE)
         Xtr = np.column_stack([Xtr, np.concatenate([reader_logits(reader, rows) for rows, _, _ in parts])])
         Xdv, Xfv, Xqn = (
@@ -582,7 +582,7 @@ def main() -> None:
             "scifact_dev": measure_scifact(m, dv_rows, Xdv[:, :n], dev),
             "fever_holdout": measure_pairs(m, fv_rows, Xfv[:, :n]),
             "qnli_holdout": measure_pairs(m, qn_rows, Xqn[:, :n]),
-            "verify_ms": verify_ms(t, m, dv_rows, None),
+            "verify_ms": verify_ms(t, m, dv_rows, reader),
         }
     cv_pred = decide(cv, Xtr, ts, tc)
     metrics: dict[str, object] = {

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 def enable_wal(conn: sqlite3.Connection, wait_s: float = 10.0) -> None:
@@ -26,3 +28,16 @@ def enable_wal(conn: sqlite3.Connection, wait_s: float = 10.0) -> None:
                 raise
             time.sleep(pause)
             pause = min(pause * 2, 0.2)
+
+
+@contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction: BEGIN IMMEDIATE (waiting by the busy timeout), COMMIT when the block ends, ROLLBACK
+    and re-raise on any exception."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

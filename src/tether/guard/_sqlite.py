@@ -6,7 +6,7 @@ import sqlite3
 import uuid
 from pathlib import Path
 
-from tether._sqlite import enable_wal
+from tether._sqlite import enable_wal, immediate
 from tether.guard._errors import AuditLogError
 
 FORMAT_NAME = "tether-audit-log"
@@ -75,18 +75,13 @@ def _create(conn: sqlite3.Connection, p: Path) -> None:
     (INSERT OR IGNORE keeps the first log id)."""
     try:
         enable_wal(conn, _CREATE_WAIT_S)
-        conn.execute("BEGIN IMMEDIATE")  # executescript() would COMMIT: run the statements one by one
-        try:
+        with immediate(conn):  # executescript() would COMMIT: run the statements one by one
             for stmt in split_sql(SCHEMA):
                 conn.execute(stmt)
             conn.execute(
                 "INSERT OR IGNORE INTO audit_meta (key, value) VALUES ('format', ?), ('version', ?), ('log_id', ?)",
                 (FORMAT_NAME, str(FORMAT_VERSION), uuid.uuid4().hex),
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
     except sqlite3.Error as e:
         raise AuditLogError(f"cannot create the audit log {p}: {e}") from e
 
@@ -127,18 +122,13 @@ def check_or_create(conn: sqlite3.Connection, p: Path, *, create: bool) -> int:
 def upgrade(conn: sqlite3.Connection, p: Path) -> None:
     """Version 1 -> 2: add the signature columns and a log id (existing entries stay unsigned)."""
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(conn):
             cols = {r[1] for r in conn.execute("PRAGMA table_info(entries)")}
             for col in ("key_id", "sig"):
                 if col not in cols:
                     conn.execute(f"ALTER TABLE entries ADD COLUMN {col} TEXT NOT NULL DEFAULT ''")
             conn.execute("INSERT OR IGNORE INTO audit_meta (key, value) VALUES ('log_id', ?)", (uuid.uuid4().hex,))
             conn.execute("UPDATE audit_meta SET value = ? WHERE key = 'version'", (str(FORMAT_VERSION),))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
     except sqlite3.Error as e:
         raise AuditLogError(f"cannot upgrade the audit log {p} to format {FORMAT_VERSION}: {e}") from e
 

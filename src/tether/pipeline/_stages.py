@@ -15,7 +15,7 @@ from tether.pipeline._state import RequestState
 if TYPE_CHECKING:
     from tether._api import Tether
     from tether.pipeline._stage import StageContext
-    from tether.tools import Decision
+    from tether.tools import Decision, PolicyContext
 
 
 class _Base:
@@ -44,17 +44,23 @@ class PolicyStage(_Base):
         if policy is None:
             ctx.span.set("policy", "none")
             return
-        from tether.tools import PolicyContext
+        _apply_decision(t, state, ctx, policy.decide(_answer_context(state)), [])
 
-        d = policy.decide(
-            PolicyContext(
-                on="answer",
-                text=state.question,
-                role=state.caller.role,
-                classification=state.caller.classification,
-            )
-        )
-        _apply_decision(t, state, ctx, d, [])
+
+def _answer_context(state: RequestState, **draft: object) -> PolicyContext:
+    """What an answer rule sees: the question and the caller, and once drafted (``draft=True``) the answer and the
+    passages it cites."""
+    from tether.tools import PolicyContext
+
+    return PolicyContext.model_validate(
+        {
+            "on": "answer",
+            "text": state.question,
+            "role": state.caller.role,
+            "classification": state.caller.classification,
+            **draft,
+        }
+    )
 
 
 def _apply_decision(
@@ -190,24 +196,12 @@ class AnswerStage(_Base):
         if policy is not None and not answer.abstained:
             # the policy is asked again with the draft and the passages it cites (rules with answer_matches or
             # evidence_matches decide here); a deny withholds the drafted answer
-            from tether.tools import PolicyContext
-
             cited = [
                 h.text
                 for h in hits
                 if any(c.doc_id == h.doc_id and h.start <= c.start < h.end for c in answer.citations)
             ]
-            d = policy.decide(
-                PolicyContext(
-                    on="answer",
-                    text=state.question,
-                    role=state.caller.role,
-                    classification=state.caller.classification,
-                    draft=True,
-                    answer=answer.text,
-                    evidence=cited,
-                )
-            )
+            d = policy.decide(_answer_context(state, draft=True, answer=answer.text, evidence=cited))
             _apply_decision(t, state, ctx, d, answer.trace, prefix="policy.draft")
         ctx.span.set("mode", t.settings.answer.mode)
         ctx.span.set("abstained", answer.abstained)

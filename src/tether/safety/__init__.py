@@ -1,7 +1,7 @@
 """Safety: prompt-injection detection, PII and secrets redaction (traces and the audit log always)."""
 
 from tether.safety._cues import CUE_FEATURES, cue_features, matched_cues
-from tether.safety._injection import Flag, InjectionDetector, InjectionModel, detector_for, load_injection_model
+from tether.safety._injection import InjectionDetector, InjectionModel, detector_for, load_injection_model
 from tether.safety._pii import KINDS as PII_KINDS
 from tether.safety._pii import PatternRedactor, PiiSpan, Redactor, redact_json, redact_text
 
@@ -13,7 +13,6 @@ __all__ = [
     "redact_json",
     "redact_text",
     "CUE_FEATURES",
-    "Flag",
     "InjectionDetector",
     "InjectionModel",
     "cue_features",

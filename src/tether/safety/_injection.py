@@ -14,11 +14,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel
 
 from tether.errors import ModelError
 from tether.models._linear import Logistic, TrainedModel, load_model_file
-from tether.safety._cues import CUE_FEATURES, cue_features, has_cue, matched_cues
+from tether.safety._cues import CUE_FEATURES, cue_features, has_cue
 from tether.text import split_sentences
 
 DEFAULT_INJECTION_FILE = "injection_model.json"
@@ -39,14 +38,6 @@ class InjectionModel(TrainedModel):
     """Least score that keeps a sentence from being quoted as an answer (the packaged model: the chunk threshold)."""
     embedder: str
     """The embedder whose vectors it was fitted on (a detector is useless with another)."""
-
-
-class Flag(BaseModel):
-    """The detector's verdict on one text."""
-
-    score: float
-    flagged: bool
-    cues: list[str]
 
 
 def load_injection_model(path: str | None = None) -> InjectionModel:
@@ -122,13 +113,6 @@ class InjectionDetector:
             for (i, _), score in zip(suspects, self.scores([x for _, x in suspects], vecs), strict=True):
                 out[i] = max(out[i], score)
         return out
-
-    def flags(self, texts: Sequence[str], vectors: npt.NDArray[np.float32]) -> list[Flag]:
-        """:meth:`scores` with the decision at :attr:`threshold` and the cues each text matches."""
-        return [
-            Flag(score=s, flagged=s >= self.threshold, cues=matched_cues(t) if s >= self.threshold else [])
-            for t, s in zip(texts, self.scores(texts, vectors), strict=True)
-        ]
 
 
 @functools.cache

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from tether._sqlite import immediate
 from tether.contracts import DocumentMeta, Hit, SearchFilters, StoreStats
 from tether.errors import IndexMismatchError, IndexMissingError
 from tether.store._ann import AnnIndex
@@ -170,17 +171,10 @@ class SQLiteStore:
     def _upgrade_from_v2(self) -> None:
         """Add ``chunks.injection`` (NULL: chunks ingested before the detector are not scanned) in one transaction;
         another process upgrading the same file at once finds the column there and leaves it."""
-        c = self._conn
-        c.execute("BEGIN IMMEDIATE")
-        try:
-            columns = {r[1] for r in c.execute("PRAGMA table_info(chunks)")}
-            if "injection" not in columns:
+        with immediate(self._conn) as c:
+            if "injection" not in {r[1] for r in c.execute("PRAGMA table_info(chunks)")}:
                 c.execute("ALTER TABLE chunks ADD COLUMN injection REAL")
-            c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
+            self._set_meta("schema_version", str(SCHEMA_VERSION))
 
     @property
     def _conn(self) -> sqlite3.Connection:
@@ -448,17 +442,11 @@ class SQLiteStore:
             self._pending_id = None
 
     def delete_document(self, path: str) -> bool:
-        c = self._conn
-        c.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(self._conn) as c:
             top = c.execute("SELECT COALESCE(MAX(id), 0) FROM chunks").fetchone()[0]
             self._set_meta("next_chunk_id", str(max(int(self._meta("next_chunk_id") or 0), int(top) + 1)))
             n = c.execute("DELETE FROM documents WHERE path=?", (path,)).rowcount
             c.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'")
-            c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
         return n > 0
 
     def stored_band_keys(self, band_keys: list[bytes], exclude_path: str) -> set[bytes]:
