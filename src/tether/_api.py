@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from tether.answer._reader import ReaderBundle
     from tether.judge import Judge, StoreIdf
     from tether.rerank import Reranker
-    from tether.safety import InjectionDetector
+    from tether.safety import InjectionDetector, Redactor
 
 
 class Tether:
@@ -48,6 +48,7 @@ class Tether:
         self._packaged: ReaderBundle | None = None
         self._detector: InjectionDetector | Literal[False] | None = None  # False: none fits the embedder
         self._idf: StoreIdf | None = None
+        self._redactor: Redactor | None = None
         self._pipelines: dict[RequestKind, Pipeline] = {}
         self._tracing: Any = None
         self._lock = threading.RLock()  # lazy parts are created once, even when asked from threads
@@ -125,6 +126,20 @@ class Tether:
             if self._detector is None:
                 self._detector = detector_for(self.embedder.model_id, self.settings.safety.injection.threshold) or False
             return self._detector or None
+
+    def redactor(self) -> Redactor:
+        """The PII redactor of ``safety.pii.engine`` (answers and ingest; logs and traces always use the patterns).
+
+        Raises:
+            ConfigError: engine presidio without the ``pii`` extra installed.
+        """
+        with self._lock:
+            if self._redactor is None:
+                from tether.safety import PatternRedactor, presidio_redactor
+
+                engine = self.settings.safety.pii.engine
+                self._redactor = PatternRedactor() if engine == "patterns" else presidio_redactor()
+            return self._redactor
 
     def _packaged_reader(self) -> ReaderBundle:
         """The packaged reading model, loaded once for the answerer and the judge (call under ``self._lock``)."""

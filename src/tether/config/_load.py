@@ -33,6 +33,7 @@ ingest:
     enabled: true               # MinHash/LSH near-duplicate removal of chunks
     threshold: 0.9              # estimated Jaccard similarity of word 3-shingles
     num_perm: 64
+  redact_pii: []                # globs of sources stored with PII/secrets replaced by <KIND> (originals not kept)
 
 embedding:
   model: minilm-int8            # packaged all-MiniLM-L6-v2 int8 ONNX, or a path to an .onnx file
@@ -135,6 +136,9 @@ safety:
     threshold: null             # least p(injection) that flags a chunk; null = the packaged detector's
     sentence_threshold: null    # least p(injection) that keeps a sentence from being quoted; null = packaged
   spotlight: datamark           # llm mode: sources delimited (delimit) and datamarked (datamark) as data; off
+  pii:                          # logs, traces and the audit log are always redacted (docs/safety.md)
+    answers: []                 # roles whose answers are redacted ('*' = everyone); quotes keep their spans
+    engine: patterns            # patterns (built in) or presidio (pip install 'tether[pii]': names and places too)
 """
 
 

@@ -68,6 +68,11 @@ class IngestSettings(_Strict):
 
     chunk: ChunkSettings = ChunkSettings()
     dedupe: DedupeSettings = DedupeSettings()
+    redact_pii: list[str] = Field(
+        default_factory=list,
+        description="glob patterns of sources stored with PII and secrets replaced by <KIND> (e.g. 'hr/*', "
+        "'*.csv'); the original values are not kept anywhere in the index",
+    )
 
 
 class EmbeddingSettings(_Strict):
@@ -300,8 +305,23 @@ class InjectionSettings(_Strict):
         return "off" if v is False else v  # YAML reads a bare `off` as false
 
 
+class PiiSettings(_Strict):
+    answers: list[str] = Field(
+        default_factory=list,
+        description="roles whose answers have PII and secrets redacted ('*' = every role); citations keep their "
+        "spans, their quotes are redacted and marked",
+    )
+    engine: Literal["patterns", "presidio"] = Field(
+        "patterns",
+        description="patterns (built in: cards, IBANs, SSNs, e-mails, phones, IPs, keys and tokens) or presidio "
+        "(the optional extra tether[pii]: adds names, places and dates by spaCy NER); logs, traces and the audit "
+        "log always use the patterns",
+    )
+
+
 class SafetySettings(_Strict):
     injection: InjectionSettings = InjectionSettings()
+    pii: PiiSettings = PiiSettings()
     spotlight: Literal["datamark", "delimit", "off"] = Field(
         "datamark",
         description="llm mode: sources between markers with a per-request id (delimit), their words joined by a "

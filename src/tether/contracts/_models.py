@@ -92,6 +92,9 @@ class Citation(BaseModel):
     start: int
     end: int
     quote: str
+    redacted: bool = Field(
+        False, description="PII in the quote was replaced by <KIND> for this caller (safety.pii.answers)"
+    )
 
 
 class TraceEvent(BaseModel):

@@ -117,6 +117,7 @@ class Ingestor:
             bands=self._bands,
             rows=self._rows,
             scheme=minhash_scheme(store),
+            redact=tuple(settings.redact_pii),
         )
         self.workers = default_workers() if settings.workers == "auto" else settings.workers
         self._pending: list[_Pending] = []

@@ -8,6 +8,7 @@ starting them, and hands the results back in input order (near-duplicate checks 
 from __future__ import annotations
 
 import ctypes
+import fnmatch
 import itertools
 import multiprocessing
 import os
@@ -32,6 +33,7 @@ from tether.errors import IngestError
 from tether.ingest._chunk import chunk_document
 from tether.ingest._dedupe import DEFAULT_SCHEME, Scheme, band_keys, signatures
 from tether.ingest.parsers import parse_file
+from tether.safety._pii import redact_parsed
 
 MIN_PARALLEL = 64
 """Fewer documents than this are prepared in this process (workers would cost more than they save)."""
@@ -50,6 +52,14 @@ class Recipe:
     bands: int
     rows: int
     scheme: Scheme = DEFAULT_SCHEME  # the index's MinHash scheme
+    redact: tuple[str, ...] = ()  # ingest.redact_pii: glob patterns of sources stored with PII redacted
+
+    def redacts(self, key: str) -> bool:
+        """Whether the source ``key`` (a path as given) matches one of the ``redact`` globs (its name or its path)."""
+        name = Path(key).name
+        return any(
+            fnmatch.fnmatch(key, g) or fnmatch.fnmatch(key, f"*/{g}") or fnmatch.fnmatch(name, g) for g in self.redact
+        )
 
 
 @dataclass
@@ -100,6 +110,8 @@ def _cut(job: Job, recipe: Recipe) -> Prepared:
         parsed = parse_file(job.source, job.data)
         if job.title is not None:
             parsed = parsed.model_copy(update={"title": job.title or job.key})
+        if recipe.redact and recipe.redacts(job.key):
+            parsed, _ = redact_parsed(parsed)
         chunks = chunk_document(parsed, recipe.max_tokens, recipe.overlap_tokens)
     except IngestError as e:
         return Prepared(error=str(e), parse_seconds=time.perf_counter() - t0)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from tether.contracts import Answer, Hit, TraceEvent
 from tether.pipeline._state import RequestState
+from tether.safety._pii import replace
 
 if TYPE_CHECKING:
     from tether._api import Tether
@@ -203,6 +204,21 @@ class AnswerStage(_Base):
             ]
             d = policy.decide(_answer_context(state, draft=True, answer=answer.text, evidence=cited))
             _apply_decision(t, state, ctx, d, answer.trace, prefix="policy.draft")
+        if not state.withheld:
+            try:
+                _redact_answer(t, state, answer)
+            except Exception as e:  # fail closed: an answer that may hold PII is not shown
+                state.withheld = True
+                answer = state.answer = Answer(
+                    question=state.question,
+                    text="Withheld: PII redaction failed.",
+                    abstained=True,
+                    support=0.0,
+                    threshold=answer.threshold,
+                    reason=f"safety.pii.answers: redaction failed ({type(e).__name__}: {e}); the answer was withheld",
+                    config_hash=state.config_hash,
+                    trace=[*answer.trace, TraceEvent(stage="safety", detail={"pii_redaction_failed": str(e)})],
+                )
         ctx.span.set("mode", t.settings.answer.mode)
         ctx.span.set("abstained", answer.abstained)
         ctx.span.set("support", round(answer.support, 4))
@@ -245,6 +261,28 @@ def _screen(t: Tether, hits: list[Hit], trace: list[TraceEvent]) -> tuple[list[H
         ids = {h.chunk_id for h in flagged}
         return [h for h in hits if h.chunk_id not in ids], []
     return hits, flagged
+
+
+def _redact_answer(t: Tether, state: RequestState, answer: Answer) -> None:
+    """PII and secrets out of the answer for the roles in ``safety.pii.answers`` (the text, each quote, the nearest
+    passage); a redacted quote keeps its span and is marked, and the answer says what kinds were removed."""
+    roles = t.settings.safety.pii.answers
+    if not roles or ("*" not in roles and state.caller.role not in roles):
+        return
+    r = t.redactor()
+    kinds: set[str] = set()
+    spans = r.find(answer.text)
+    if spans:
+        kinds.update(s.kind for s in spans)
+        answer.text = replace(answer.text, spans)
+    for c in [*answer.citations, *([answer.nearest] if answer.nearest else [])]:
+        found = r.find(c.quote)
+        if found:
+            kinds.update(s.kind for s in found)
+            c.quote, c.redacted = replace(c.quote, found), True
+    if kinds:
+        answer.warnings.append(f"redacted for role {state.caller.role}: {', '.join(sorted(kinds))}")
+        answer.trace.append(TraceEvent(stage="safety", detail={"pii_redacted": sorted(kinds)}))
 
 
 def _injection_warnings(answer: Answer, flagged: list[Hit]) -> list[str]:

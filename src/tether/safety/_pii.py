@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from tether.contracts import ParsedDocument
+
 
 @dataclass(frozen=True)
 class PiiSpan:
@@ -206,3 +208,40 @@ def redact_json(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [redact_json(v) for v in value]
     return value
+
+
+def redact_parsed(parsed: ParsedDocument, redactor: Redactor | None = None) -> tuple[ParsedDocument, list[PiiSpan]]:
+    """A parsed document with its PII replaced by ``<KIND>`` (``ingest.redact_pii``), and the spans replaced.
+
+    Block offsets move with the text, so chunks and citations point into the redacted text exactly as they
+    would into the original; titles and headings are redacted too. The original values are not returned.
+    """
+    r = redactor or _DEFAULT
+    spans = r.find(parsed.text)
+    title = r.redact(parsed.title)
+    if not spans and title == parsed.title:
+        return parsed, []
+    deltas = [(s, len(f"<{s.kind}>") - (s.end - s.start)) for s in spans]
+
+    def move(pos: int, *, end: bool) -> int:
+        shift = 0
+        for s, d in deltas:
+            if s.end <= pos:
+                shift += d
+            elif s.start < pos:  # inside a replaced span: to its placeholder's start (or end)
+                return s.start + shift + (len(f"<{s.kind}>") if end else 0)
+            else:
+                break
+        return pos + shift
+
+    blocks = [
+        b.model_copy(
+            update={
+                "start": move(b.start, end=False),
+                "end": move(b.end, end=True),
+                "section": [r.redact(x) for x in b.section],
+            }
+        )
+        for b in parsed.blocks
+    ]
+    return ParsedDocument(text=replace(parsed.text, spans), title=title, blocks=blocks), spans
