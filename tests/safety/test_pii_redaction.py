@@ -12,7 +12,8 @@ from tether.contracts import Block, ParsedDocument
 from tether.safety import PatternRedactor, PiiSpan, redact_parsed
 
 HR = (
-    "# Payroll record\n\nEmployee Dana Whitfield is paid by transfer to IBAN GB82 WEST 1234 5698 7654 32 every month.\n\n"
+    "# Payroll record\n\nEmployee Dana Whitfield is paid by transfer to IBAN GB82 WEST 1234 5698 7654 32 "
+    "every month.\n\n"
     "Her social security number is 536-22-8726 and her corporate card is 4111 1111 1111 1111.\n"
 )
 GARDEN = "Tomatoes need six hours of sun. The shed key code is 4111 1111 1111 1111 for the test.\n"

@@ -17,6 +17,7 @@ from tether.cli import (  # noqa: F401  (each registers its commands)
     _index,
     _monitor,
     _query,
+    _redteam,
     _tools,
     _trace,
 )

@@ -57,6 +57,11 @@ config_app = typer.Typer(help="Versioned configs: history, diff, show settings."
 app.add_typer(config_app, name="config")
 monitor_app = typer.Typer(help="Drift of questions and outcome rates over time, from the traces.", no_args_is_help=True)
 app.add_typer(monitor_app, name="monitor")
+redteam_app = typer.Typer(
+    help="Attack suites (injection, jailbreak, prompt extraction, PII leak, policy bypass) against your config.",
+    no_args_is_help=True,
+)
+app.add_typer(redteam_app, name="redteam")
 
 # Not on a terminal (piped, captured, CI) lines are not wrapped at 80 columns: one message stays one line.
 out = Console(soft_wrap=not sys.stdout.isatty())
