@@ -311,7 +311,13 @@ class Tether:
                     model, reader = bundle.support, bundle.reader
                 detector = self.injection_detector() if self.settings.safety.injection.action != "off" else None
                 self._answerer = ExtractiveAnswerer(
-                    self._searchable_store(), self.embedder, a, model, reader, detector=detector
+                    self._searchable_store(),
+                    self.embedder,
+                    a,
+                    model,
+                    reader,
+                    detector=detector,
+                    screen_orders=self.settings.safety.injection.action != "off",
                 )
             return self._answerer
 

@@ -18,7 +18,7 @@ from tether.config import AnswerSettings
 from tether.contracts import Answer, Citation, Hit, TraceEvent
 from tether.judge._idf import StoreIdf
 from tether.models import Embedder
-from tether.safety import InjectionDetector
+from tether.safety import InjectionDetector, order_to_model
 from tether.store import SQLiteStore
 from tether.text import STOPWORDS, split_sentences, stem, words
 from tether.text._tables import RowContext, cells, is_table_line, row_context, table_start
@@ -203,6 +203,7 @@ class ExtractiveAnswerer:
         reader: Reader | None = None,
         *,
         detector: InjectionDetector | None = None,
+        screen_orders: bool = False,
     ) -> None:
         if uses_reader(model) != (reader is not None):
             raise ValueError(
@@ -214,6 +215,7 @@ class ExtractiveAnswerer:
         self.model = model
         self.reader = reader
         self.detector = detector  # a sentence it flags as an injection is never a candidate (docs/safety.md)
+        self.screen_orders = screen_orders  # nor is an order to the model (safety.order_to_model), score or not
         self._local = threading.local()  # reader_ms: this thread's last reader pass (for the trace)
         self._vectors = _VectorCache(embedder)
         self._idf = StoreIdf(store)
@@ -249,9 +251,13 @@ class ExtractiveAnswerer:
         if not spans:
             return []
         sent_vecs = self._vectors.get([text for *_, text in spans])
-        if self.detector is not None:
-            flags = self.detector.scores([text for *_, text in spans], sent_vecs)
-            keep = [i for i, f in enumerate(flags) if f < self.detector.sentence_threshold]
+        if self.detector is not None or self.screen_orders:
+            texts = [text for *_, text in spans]
+            flags = [self.screen_orders and order_to_model(t) is not None for t in texts]
+            if self.detector is not None:
+                scores = self.detector.scores(texts, sent_vecs)
+                flags = [f or p >= self.detector.sentence_threshold for f, p in zip(flags, scores, strict=True)]
+            keep = [i for i, f in enumerate(flags) if not f]
             self._local.injections = len(spans) - len(keep)
             if len(keep) < len(spans):
                 spans, sent_vecs = [spans[i] for i in keep], sent_vecs[keep]
@@ -283,7 +289,7 @@ class ExtractiveAnswerer:
 
     def _reader_detail(self) -> dict[str, object]:
         out: dict[str, object] = {}
-        if self.detector is not None:
+        if self.detector is not None or self.screen_orders:
             out["injection_sentences_skipped"] = getattr(self._local, "injections", 0)
         if self.reader is None:
             return out

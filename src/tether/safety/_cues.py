@@ -116,3 +116,54 @@ def matched_cues(text: str) -> list[str]:
     if _B64.search(text):
         names.append("encoded_blob")
     return names
+
+
+_AI = (
+    r"(?:ai|a\.i\.|artificial intelligence|assistants?|chat ?bots?|bots?|copilots?|language models?|llms?|gpts?"
+    r"|models?)"
+)
+_ORDERS: dict[str, re.Pattern[str]] = {
+    "override": re.compile(
+        _CUES["override"].pattern
+        + r"|\b(ignore|disregard|forget)\b\s+(all|everything|anything)?\s*(of\s+)?(the\s+|what\s+is\s+|what's\s+)?"
+        r"(above|previous(ly)?|prior|before|said|written)\b",
+        _F,
+    ),
+    "addresses_model": re.compile(
+        rf"\b(note|message|instructions?|reminder|notice|attention|important)\s+(to|for)\s+(the\s+|any\s+|all\s+)?"
+        rf"(ai\s+)?{_AI}\b"
+        r"|\b(ai|assistant|llm|system|model)\s+(instruction|note|directive|command|order)s?\s*:"
+        r"|(^|[\[(<{|*-])\W*(ai\s+)?(ai|assistants?|llms?)\s*:[^\n]{0,80}?\b(add|write|print|tell|say|include|"
+        r"append|insert|ignore|reply|respond|answer|output|reveal|share|mention|state|end|start|begin)\b"
+        rf"|\b(if|when)\s+(you\s+are|you're)\s+an?\s+(ai|assistant|language model|bot|llm|chatbot)\b"
+        rf"|\b(ai|virtual|automated|digital)\s+{_AI}\b[^.!?\n]{{0,60}}\b(must|should|shall|will|are to|is to|need to|"
+        rf"tell|say|answer|reply|respond|inform|quote|direct|state|mention|include)\b"
+        rf"|\b(dear|hey|hello|attention)\s+(ai|assistant|chatbot|bot|model|llm)s?\b"
+        rf"|\b(assistants?|chat ?bots?|language models?|llms?)\b[^.!?\n]{{0,20}}\b(must|should|shall|are to|is to|"
+        rf"need to|have to)\s+(always\s+|now\s+|instead\s+)?(tell|say|answer|reply|respond|inform|quote|direct|"
+        rf"state|mention|include|output|print|reveal|ignore|recommend|refer|send|give)\b",
+        _F | re.MULTILINE,
+    ),
+    "system_prompt": re.compile(
+        r"\b(reveal|print|repeat|show|output|display|dump|leak|disclose)\b[^.!?\n]{0,30}\b(system|hidden|initial|"
+        r"original|developer)\s+(prompt|message|instructions?)\b",
+        _F,
+    ),
+    "delimiter": re.compile(  # chat-format tokens and fake headers; a transcript's "Assistant:" line is not one
+        _CUES["delimiter"].pattern.replace(r"|^\s*(system|assistant)\s*:", r"|^\W*system\s*:"),
+        _F | re.MULTILINE,
+    ),
+}
+
+
+def order_to_model(text: str) -> str | None:
+    """The name of the rule by which ``text`` is an order to the model that reads it (overriding earlier
+    instructions, addressing an AI assistant, asking for the system prompt, faking a chat delimiter), or None.
+
+    A sentence it names is never quoted as an answer, whatever the detector's score: these phrasings are rare in
+    documents written for people (measured in bench/injection_asr.py) and common in attacks.
+    """
+    for name, p in _ORDERS.items():
+        if p.search(text):
+            return name
+    return None
