@@ -9,7 +9,8 @@ a Welch test. A window alarms when a p-value falls below ``alpha`` (Bonferroni-c
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -85,6 +86,70 @@ def welch_test(a: Sequence[float], b: Sequence[float]) -> float:
     return math.erfc(z / math.sqrt(2))
 
 
+def kmeans(x: Vectors, k: int, *, iterations: int = 50, seed: int = 0) -> npt.NDArray[np.float64]:
+    """Centroids of ``k`` clusters of the rows of ``x`` (k-means++ start, Lloyd iterations)."""
+    rng = np.random.default_rng(seed)
+    z = x.astype(np.float64)
+    centres = [z[rng.integers(len(z))]]
+    for _ in range(1, k):
+        d = np.min(_sq_dists(z, np.array(centres)), axis=1)
+        total = d.sum()
+        centres.append(z[rng.choice(len(z), p=d / total)] if total > 0 else z[rng.integers(len(z))])
+    c = np.array(centres)
+    for _ in range(iterations):
+        label = np.argmin(_sq_dists(z, c), axis=1)
+        new = np.array([z[label == j].mean(0) if np.any(label == j) else c[j] for j in range(k)])
+        if np.allclose(new, c):
+            break
+        c = new
+    return c
+
+
+def chi2_sf(x: float, dof: int) -> float:
+    """Upper tail of the chi-square distribution (Wilson-Hilferty approximation; within 0.01 for dof >= 2)."""
+    if dof <= 0 or x <= 0:
+        return 1.0
+    z = ((x / dof) ** (1 / 3) - (1 - 2 / (9 * dof))) / math.sqrt(2 / (9 * dof))
+    return 0.5 * math.erfc(z / math.sqrt(2))
+
+
+def share_test(reference: Sequence[int], current: Sequence[int]) -> float:
+    """p-value of a chi-square test that ``current``'s counts per cluster follow ``reference``'s shares (clusters
+    with under 5 expected requests are pooled with the smallest others)."""
+    ref = np.asarray(reference, dtype=np.float64)
+    cur = np.asarray(current, dtype=np.float64)
+    n = cur.sum()
+    if n == 0 or ref.sum() == 0:
+        return 1.0
+    expected = ref / ref.sum() * n
+    order = np.argsort(expected)
+    e_bins: list[float] = []
+    o_bins: list[float] = []
+    e_acc = o_acc = 0.0
+    for j in order:  # pool the rarest clusters until each bin expects 5
+        e_acc += expected[j]
+        o_acc += cur[j]
+        if e_acc >= 5:
+            e_bins.append(e_acc)
+            o_bins.append(o_acc)
+            e_acc = o_acc = 0.0
+    if e_acc > 0 and e_bins:
+        e_bins[-1] += e_acc
+        o_bins[-1] += o_acc
+    if len(e_bins) < 2:
+        return 1.0
+    e, o = np.array(e_bins), np.array(o_bins)
+    return chi2_sf(float(((o - e) ** 2 / e).sum()), len(e_bins) - 1)
+
+
+class Topic(BaseModel):
+    """A cluster of the reference's questions: its share of the reference and words that label it."""
+
+    n: int
+    share: float
+    label: str
+
+
 class Window(BaseModel):
     """One window of requests against the reference."""
 
@@ -96,6 +161,10 @@ class Window(BaseModel):
     p_abstain: float
     mean_ms: float
     p_latency: float
+    topic_shares: list[float] = []
+    p_topics: float = 1.0
+    rates: dict[str, float] = {}
+    p_rates: dict[str, float] = {}
     alarm: bool
     reasons: list[str]
 
@@ -106,6 +175,8 @@ class DriftReport(BaseModel):
     alpha: float
     reference_abstain_rate: float
     reference_mean_ms: float
+    reference_rates: dict[str, float] = {}
+    topics: list[Topic] = []
     windows: list[Window]
 
     @property
@@ -123,28 +194,52 @@ def drift_report(
     alpha: float = 0.01,
     permutations: int = 1000,
     seed: int = 0,
+    rates: Mapping[str, Sequence[bool]] | None = None,
+    texts: Sequence[str] | None = None,
+    topics: int = 0,
 ) -> DriftReport:
     """Requests in time order: the first ``reference`` are the reference; each later run of ``window`` (the last
-    may be shorter, at least 10) is tested against it. Three tests a window, Bonferroni: each at ``alpha / 3``.
+    may be shorter, at least 10) is tested against it: question drift (MMD), abstention, latency, then each of
+    ``rates`` (other outcomes per request, e.g. policy refusals, injection flags) by a two-proportion test and,
+    with ``topics`` > 1, the shares of the reference's question clusters (k-means) by a chi-square test (their
+    labels from ``texts``). Bonferroni over the tests a window runs.
 
     Raises:
         ValueError: too few requests for a reference and one window, mismatched lengths, or too few permutations
             for the test to reach ``alpha / 3`` at all.
     """
     n = len(vectors)
-    if not (len(abstained) == len(ms) == n):
-        raise ValueError("vectors, abstained and ms must describe the same requests")
+    rates = dict(rates or {})
+    if not (len(abstained) == len(ms) == n) or any(len(v) != n for v in rates.values()):
+        raise ValueError("vectors, abstained, ms and every rate must describe the same requests")
+    if texts is not None and len(texts) != n:
+        raise ValueError("texts must describe the same requests as vectors")
     if reference < 10 or window < 10 or n < reference + 10:
         raise ValueError(f"need a reference of at least 10 requests and a window of at least 10 (have {n} requests)")
-    if 1.0 / (permutations + 1) >= alpha / 3:
+    tests = 3 + len(rates) + (1 if topics > 1 else 0)
+    if 1.0 / (permutations + 1) >= alpha / tests:
         raise ValueError(
-            f"{permutations} permutations cannot give a p-value below alpha/3 = {alpha / 3:.4g}; use at least "
-            f"{math.ceil(3 / alpha)}"
+            f"{permutations} permutations cannot give a p-value below alpha/{tests} = {alpha / tests:.4g}; use at "
+            f"least {math.ceil(tests / alpha)}"
         )
     ref = vectors[:reference]
     gamma = 1.0 / bandwidth(ref)
     ref_abs, ref_ms = list(abstained[:reference]), list(ms[:reference])
-    each = alpha / 3
+    each = alpha / tests
+    labels: npt.NDArray[np.intp] | None = None
+    topic_list: list[Topic] = []
+    if topics > 1:
+        centres = kmeans(ref, min(topics, reference // 5), seed=seed)
+        labels = np.argmin(_sq_dists(vectors.astype(np.float64), centres), axis=1)
+        ref_counts = np.bincount(labels[:reference], minlength=len(centres))
+        topic_list = [
+            Topic(
+                n=j,
+                share=round(float(ref_counts[j] / reference), 4),
+                label=_label([texts[i] for i in range(reference) if labels[i] == j]) if texts else "",
+            )
+            for j in range(len(centres))
+        ]
     out: list[Window] = []
     for i, start in enumerate(range(reference, n, window)):
         end = min(start + window, n)
@@ -154,7 +249,22 @@ def drift_report(
         cur_abs, cur_ms = list(abstained[start:end]), list(ms[start:end])
         p_a = proportion_test(sum(ref_abs), len(ref_abs), sum(cur_abs), len(cur_abs))
         p_l = welch_test(ref_ms, cur_ms)
-        reasons = [name for name, p in (("questions", p_q), ("abstention", p_a), ("latency", p_l)) if p < each]
+        tested = [("questions", p_q), ("abstention", p_a), ("latency", p_l)]
+        cur_rates: dict[str, float] = {}
+        p_rates: dict[str, float] = {}
+        for name, flags in rates.items():
+            r_ref, r_cur = flags[:reference], flags[start:end]
+            cur_rates[name] = round(sum(r_cur) / len(r_cur), 4)
+            p_rates[name] = round(proportion_test(sum(r_ref), len(r_ref), sum(r_cur), len(r_cur)), 4)
+            tested.append((name, p_rates[name]))
+        shares: list[float] = []
+        p_t = 1.0
+        if labels is not None:
+            counts = np.bincount(labels[start:end], minlength=len(topic_list))
+            shares = [round(float(c / (end - start)), 4) for c in counts]
+            p_t = share_test(np.bincount(labels[:reference], minlength=len(topic_list)).tolist(), counts.tolist())
+            tested.append(("topics", p_t))
+        reasons = [name for name, p in tested if p < each]
         out.append(
             Window(
                 start=start,
@@ -165,6 +275,10 @@ def drift_report(
                 p_abstain=round(p_a, 4),
                 mean_ms=round(float(np.mean(cur_ms)), 2),
                 p_latency=round(p_l, 4),
+                topic_shares=shares,
+                p_topics=round(p_t, 4),
+                rates=cur_rates,
+                p_rates=p_rates,
                 alarm=bool(reasons),
                 reasons=reasons,
             )
@@ -175,5 +289,24 @@ def drift_report(
         alpha=alpha,
         reference_abstain_rate=round(sum(ref_abs) / len(ref_abs), 4),
         reference_mean_ms=round(float(np.mean(ref_ms)), 2),
+        reference_rates={k: round(sum(v[:reference]) / reference, 4) for k, v in rates.items()},
+        topics=topic_list,
         windows=out,
     )
+
+
+_STOP_WORDS = (
+    "a an and are as at be by can do does for from how i in is it its me my of on or our the this to was we what "
+    "when where which who why will with you your there their they should would could have has had not any"
+)
+_STOP = frozenset(_STOP_WORDS.split(" "))
+
+
+def _label(texts: Sequence[str], n: int = 3) -> str:
+    """The ``n`` words most frequent in ``texts`` (stop words left out): a label a person can read."""
+    counts: dict[str, int] = {}
+    for t in texts:
+        for w in set(re.findall(r"[a-z][a-z'-]{2,}", t.lower())):
+            if w not in _STOP:
+                counts[w] = counts.get(w, 0) + 1
+    return ", ".join(w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n])

@@ -231,6 +231,43 @@ def _loads(text: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"_unreadable": value}
 
 
+class AskOutcome(BaseModel):
+    """One ask as the monitor sees it: when, how long, what was asked, and what the stages decided."""
+
+    trace_id: str
+    started: str
+    ms: float
+    question: str
+    abstained: bool
+    policy_refused: bool = False  # a policy rule denied the answer or asked for an approval (before or after drafting)
+    injection_flagged: bool = False  # a passage the answer could cite was flagged as a possible prompt injection
+    claims_rejected: bool = False  # llm mode: the verifier rejected at least one drafted claim
+
+
+def _outcome(row: tuple[Any, ...]) -> AskOutcome:
+    policy = _loads(row[5] or "{}")
+    answer = _loads(row[6] or "{}")
+    refused = any(policy.get(k) in ("deny", "require_approval") for k in ("policy.action",)) or any(
+        answer.get(k) in ("deny", "require_approval") for k in ("policy.draft.action", "policy.action")
+    )
+    rejected = False
+    for key, value in answer.items():
+        if key.startswith("step.verify"):
+            text = value if isinstance(value, str) else json.dumps(value)
+            labels = re.findall(r'"label":\s*"(\w+)"', text)
+            rejected = rejected or any(label != "SUPPORTED" for label in labels)
+    return AskOutcome(
+        trace_id=row[0],
+        started=row[1],
+        ms=row[2],
+        question=row[3],
+        abstained=bool(row[4]),
+        policy_refused=refused,
+        injection_flagged=bool(answer.get("injection.flagged")),
+        claims_rejected=rejected,
+    )
+
+
 class TraceReader:
     """Reads a trace store without changing it. Use as a context manager.
 
@@ -311,6 +348,27 @@ class TraceReader:
             return self._conn.execute(sql, args).fetchall()
         except sqlite3.DatabaseError as e:
             raise TraceError(f"cannot read the trace store {self.path}: {e}") from None
+
+    def ask_outcomes(self, *, since: str | None = None) -> list[AskOutcome]:
+        """Every answered ask, oldest first, with what its stages decided (for `tether monitor`)."""
+        where, args = "t.question IS NOT NULL AND t.abstained IS NOT NULL", []
+        if since is not None:
+            where += " AND t.started >= ?"
+            args.append(since)
+        spans = self._tables()
+        if "spans" not in spans:
+            return []
+        rows = self._query(
+            "SELECT t.trace_id, t.started, t.ms, t.question, t.abstained, p.attributes, a.attributes FROM traces t "
+            "LEFT JOIN spans p ON p.trace_id = t.trace_id AND p.name = 'stage.policy' "
+            "LEFT JOIN spans a ON a.trace_id = t.trace_id AND a.name = 'stage.answer' "
+            f"WHERE {where} ORDER BY t.started, t.trace_id",
+            args,
+        )
+        return [_outcome(r) for r in rows]
+
+    def _tables(self) -> set[str]:
+        return {r[0] for r in self._query("SELECT name FROM sqlite_master WHERE type = 'table'", [])}
 
     def resolve(self, prefix: str) -> str:
         """The one trace id that starts with ``prefix`` (hex, any case).
