@@ -2,6 +2,7 @@
 
 from tether.tools._approvals import ApprovalError, Approvers, Identity, hash_secret
 from tether.tools._limits import ArgLimits
+from tether.tools._origin import Origin, PlanSource, trace_origin
 from tether.tools._permissions import CallerProfile, PermissionDecision, check_permission
 from tether.tools._policy import Decision, Policy, PolicyContext, Rule
 from tether.tools._schema import (
@@ -27,6 +28,8 @@ __all__ = [
     "IdempotencyConflictError",
     "Identity",
     "Lax",
+    "Origin",
+    "PlanSource",
     "PermissionDecision",
     "Policy",
     "PolicyContext",
@@ -38,4 +41,5 @@ __all__ = [
     "hash_secret",
     "tool",
     "tool_sqlite",
+    "trace_origin",
 ]

@@ -23,10 +23,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from tether.errors import ConfigError, TetherError, TransientError
 from tether.tools._approvals import ApprovalError, Approvers, Identity, step_hash
+from tether.tools._origin import Origin, trace_origin
 from tether.tools._permissions import CallerProfile, check_permission
 from tether.tools._plan import LLMPlanner, Plan, PlanError, Planner, ScriptedPlanner, Step, check_plan
 from tether.tools._policy import Policy, PolicyContext
@@ -79,6 +80,7 @@ class StepRecord(BaseModel):
     detail: str = ""
     step_hash: str | None = None
     approved_by: str | None = None
+    origin: Origin = Field(default_factory=Origin, description="where the arguments came from (traced at plan time)")
 
 
 class RunRecord(BaseModel):
@@ -162,7 +164,13 @@ class Orchestrator:
         check_plan(plan, self.tools)
         run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         steps = [s.model_dump() for s in plan.steps]
-        plan_hash = _hash({"goal": plan.goal, "steps": steps})
+        # the orchestrator traces every argument itself: a planner's own account of where they came from is not used
+        origins = [trace_origin(s.args, plan.goal, plan.sources) for s in plan.steps]
+        planned: dict[str, Any] = {"goal": plan.goal, "steps": steps}
+        if plan.sources:
+            planned["sources"] = [src.path for src in plan.sources]
+            planned["origins"] = [o.model_dump() for o in origins]
+        plan_hash = _hash(planned)
         head = getattr(self.audit, "head", None)
         audit_from = int(head()[0]) + 1 if callable(head) else 1
         with self.store.tx() as db:
@@ -181,15 +189,22 @@ class Orchestrator:
                     audit_from,
                 ),
             )
-            for s in plan.steps:
+            for s, o in zip(plan.steps, origins, strict=True):
                 db.execute(
-                    "INSERT INTO steps(run_id, n, tool, args, status, idempotency_key, args_hash)"
-                    " VALUES (?,?,?,?,?,?,?)",
-                    (run_id, s.n, s.tool, json.dumps(s.args), "pending", idempotency_key(run_id, s), _hash(s.args)),
+                    "INSERT INTO steps(run_id, n, tool, args, status, idempotency_key, args_hash, origin)"
+                    " VALUES (?,?,?,?,?,?,?,?)",
+                    (
+                        run_id,
+                        s.n,
+                        s.tool,
+                        json.dumps(s.args),
+                        "pending",
+                        idempotency_key(run_id, s),
+                        _hash(s.args),
+                        o.model_dump_json(),
+                    ),
                 )
-            self._emit(
-                db, run_id, "plan", {"run_id": run_id, "goal": plan.goal, "plan_hash": plan_hash, "steps": steps}
-            )
+            self._emit(db, run_id, "plan", {"run_id": run_id, "goal": plan.goal, "plan_hash": plan_hash, **planned})
         self.store._held[run_id] = 1
         try:
             self.store.flush(run_id, self.audit)
@@ -217,10 +232,11 @@ class Orchestrator:
                 detail=r[8],
                 step_hash=r[9],
                 approved_by=r[10],
+                origin=Origin.model_validate_json(r[11] or "{}"),
             )
             for r in db.execute(
                 "SELECT n, tool, args, status, idempotency_key, attempts, result, preview, detail, approval_hash,"
-                " approved_by FROM steps WHERE run_id=? ORDER BY n",
+                " approved_by, origin FROM steps WHERE run_id=? ORDER BY n",
                 (run_id,),
             )
         ]
@@ -317,6 +333,17 @@ class Orchestrator:
         needs_approval = tool.irreversible
         reason = "irreversible effect" if needs_approval else ""
         approver_roles: list[str] | None = None
+        origin = st.origin
+        if origin.kind == "document" and not set(tool.effects) <= {"read"}:
+            act = self.policy.spec.document_origin if self.policy is not None else "deny"
+            why = (
+                f"prompt-injection guard: {', '.join(repr(v) for v in origin.values[:3])} came from "
+                f"{', '.join(origin.sources[:3])}, not from the request (a step a document asked for)"
+            )
+            if act == "deny":
+                return self._stop(run_id, st, "refused", f"{why}; denied", "refusal", rule="document_origin")
+            if act == "require_approval":
+                needs_approval, reason = True, why
         if self.policy is not None:
             d = self.policy.decide(
                 PolicyContext(
@@ -326,6 +353,7 @@ class Orchestrator:
                     role=self.profile.role,
                     caller=self.profile.name,
                     classification=tool.classification,
+                    origin=origin.kind,
                 )
             )
             self._set_step(
@@ -334,7 +362,8 @@ class Orchestrator:
             if d.action == "deny":
                 return self._stop(run_id, st, "refused", f"policy: {d.reason}", "refusal", rule=d.rule)
             if d.action == "require_approval":
-                needs_approval, reason, approver_roles = True, f"policy: {d.reason}", d.approver_roles
+                guard = f"{reason}; " if reason.startswith("prompt-injection guard") else ""
+                needs_approval, reason, approver_roles = True, f"{guard}policy: {d.reason}", d.approver_roles
         preview = None
         if tool.preview is not None:
             try:

@@ -73,6 +73,9 @@ class PolicyContext(BaseModel):
     caller: str = ""
     classification: str = "internal"
     text: str = Field("", description="the question (answers) or a rendering of the call")
+    origin: Literal["user", "document", "model"] = Field(
+        "user", description="tool calls: where the arguments came from (the request, a document, the model)"
+    )
     draft: bool = Field(False, description="answers: True when the answer has been drafted (answer, evidence set)")
     answer: str = Field("", description="answers: the drafted answer's text (empty before it is drafted)")
     evidence: list[str] = Field(
@@ -87,6 +90,9 @@ class Condition(BaseModel):
     effects: list[str] | None = None
     args: dict[str, Any] = Field(default_factory=dict, description="arg name -> value or {op: value}")
     text_matches: str | None = None
+    origin: list[Literal["user", "document", "model"]] | None = Field(
+        None, description="tool calls: where the arguments came from (tether.tools._origin)"
+    )
     answer_matches: str | None = Field(None, description="answers: a regex the drafted answer's text must match")
     evidence_matches: str | None = Field(None, description="answers: a regex one passage the draft cites must match")
 
@@ -122,6 +128,11 @@ class PolicyFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     version: int | str = 1
     default: Action
+    document_origin: Action = Field(
+        "deny",
+        description="a call whose arguments a document supplied (not the request) to a tool that changes anything: "
+        "decided before any rule (deny, require_approval, or allow to leave it to the rules)",
+    )
     roles: list[str] | None = Field(None, description="every role a rule or approver may name")
     approval: ApprovalSettings = Field(default_factory=ApprovalSettings)
     approvers: list[ApproverConfig] = Field(default_factory=list)
@@ -178,6 +189,8 @@ def _matches(rule: Rule, ctx: PolicyContext) -> bool:
     if w.classification is not None and ctx.classification not in w.classification:
         return False
     if w.effects is not None and not set(w.effects) & set(ctx.effects):
+        return False
+    if w.origin is not None and ctx.origin not in w.origin:
         return False
     if w.text_matches is not None and re.search(w.text_matches, ctx.text, re.IGNORECASE) is None:
         return False

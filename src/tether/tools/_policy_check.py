@@ -126,8 +126,8 @@ def _check_rule(policy: Policy, i: int, r: Rule, roles: list[str] | None) -> Non
     if r.on == "answer":
         if r.tools != ["*"]:
             raise ConfigError(f"{where}: 'tool' applies to tool calls only; an answer rule names no tool")
-        if w.args or w.effects is not None:
-            raise ConfigError(f"{where}: 'args' and 'effects' apply to tool calls only, not to answers")
+        if w.args or w.effects is not None or w.origin is not None:
+            raise ConfigError(f"{where}: 'args', 'effects' and 'origin' apply to tool calls only, not to answers")
     else:
         for key in ("text_matches", "answer_matches", "evidence_matches"):
             if getattr(w, key) is not None:

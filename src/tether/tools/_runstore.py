@@ -56,6 +56,7 @@ _ADDED_COLUMNS = {
         "approver_roles": "TEXT",
         "approved_hash": "TEXT",
         "approved_by": "TEXT",
+        "origin": "TEXT NOT NULL DEFAULT '{}'",  # tether.tools._origin.Origin as JSON ('{}': planned before it)
     },
 }
 
