@@ -201,6 +201,7 @@ class Tether:
         mode: Mode = "hybrid",
         filters: SearchFilters | None = None,
         query_vector: npt.NDArray[np.float32] | None = None,
+        tenant: str | None = None,
     ) -> list[Hit]:
         """The top-k chunks for ``query`` (hybrid hits are reranked when ``rerank.enabled``).
 
@@ -216,7 +217,7 @@ class Tether:
         state = RequestState(
             kind="search",
             question=query,
-            caller=self._caller(None, None),
+            caller=self._caller(None, None, tenant),
             k=k,
             mode=mode,
             filters=filters,
@@ -240,10 +241,20 @@ class Tether:
                 self._tracing = _tracing_for(self.settings)
             return self._tracing
 
-    def _caller(self, role: str | None, classification: str | None) -> Caller:
+    def _caller(self, role: str | None, classification: str | None, tenant: str | None = None) -> Caller:
+        tenant = tenant or self.settings.policy.tenant
+        tenants = self.settings.tenants
+        if tenant is not None and tenant not in tenants:
+            known = ", ".join(sorted(tenants)) or "none are configured"
+            raise RequestError(f"unknown tenant {tenant!r} (tenants: {known})")
+        if tenant is None and tenants:
+            raise RequestError(
+                "tenants are configured, so every request names one (--tenant NAME, or policy.tenant in tether.yaml)"
+            )
         return Caller(
             role=role or self.settings.policy.role,
             classification=classification or self.settings.policy.classification,
+            tenant=tenant,
         )
 
     def _policy(self) -> Any:
@@ -261,6 +272,7 @@ class Tether:
         filters: SearchFilters | None = None,
         role: str | None = None,
         classification: str | None = None,
+        tenant: str | None = None,
     ) -> Answer:
         """Answer with cited spans, or abstain with "not in the documents".
 
@@ -271,7 +283,9 @@ class Tether:
             RequestError: ``question`` is empty or blank.
         """
         _check_text("question", question)
-        state = RequestState(kind="ask", question=question, caller=self._caller(role, classification), filters=filters)
+        state = RequestState(
+            kind="ask", question=question, caller=self._caller(role, classification, tenant), filters=filters
+        )
         state = self.pipeline("ask").run(state, self, self.tracing())
         assert state.answer is not None  # build_chain checked that the ask chain provides one
         if state.trace_id:

@@ -38,6 +38,11 @@ def _print_hits(hits: list[Hit]) -> None:
     out.print(table)
 
 
+TenantOpt = Annotated[
+    str | None, typer.Option("--tenant", help="only the sources this tenant may see (tenants: in tether.yaml)")
+]
+
+
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help="what to look for")],
@@ -49,6 +54,7 @@ def search(
     path_glob: Annotated[str | None, typer.Option("--path", help="only paths matching this glob")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="only documents with this tag")] = None,
     after: Annotated[datetime | None, typer.Option(help="only documents modified after this date")] = None,
+    tenant: TenantOpt = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -59,7 +65,7 @@ def search(
         raise TetherError(f"--mode must be hybrid, lexical or dense, not {mode!r}")
     m: Mode = mode  # type: ignore[assignment]
     with Tether.open(config) as t:
-        hits = t.search(query, k, mode=m, filters=_filters(path_glob, tag, after))
+        hits = t.search(query, k, mode=m, filters=_filters(path_glob, tag, after), tenant=tenant)
     if as_json:
         _emit_json([h.model_dump(mode="json") for h in hits])
         return
@@ -93,6 +99,7 @@ def ask(
     question: Annotated[str, typer.Argument(help="a question about your documents")],
     path_glob: Annotated[str | None, typer.Option("--path", help="only paths matching this glob")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="only documents with this tag")] = None,
+    tenant: TenantOpt = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
     trace: Annotated[bool, typer.Option("--trace", help="include every pipeline step in --json")] = False,
@@ -102,7 +109,7 @@ def ask(
     Every quote is an exact span of a stored document (path, section, character offsets). An abstention
     shows the closest passage, which is not an answer."""
     with Tether.open(config) as t:
-        a = t.ask(question, filters=_filters(path_glob, tag, None))
+        a = t.ask(question, filters=_filters(path_glob, tag, None), tenant=tenant)
     if as_json:
         data = a.model_dump(mode="json")
         if not trace:

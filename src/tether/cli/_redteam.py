@@ -71,6 +71,9 @@ def run(
         typer.Option("--policy", help="policy file the policy_bypass cases run under (default: a built-in one)"),
     ] = None,
     examples: Annotated[int, typer.Option("--examples", min=0, help="successful attacks shown per category")] = 2,
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", help="ask as this tenant; planted documents carry the tag redteam")
+    ] = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -90,7 +93,7 @@ def run(
         def tick(r: CaseResult) -> None:
             bar.update(task, advance=1, description=r.id)
 
-        report = run_redteam(t, cases, policy=policy, on_case=tick)
+        report = run_redteam(t, cases, policy=policy, tenant=tenant, on_case=tick)
     if html is not None:
         html.parent.mkdir(parents=True, exist_ok=True)
         html.write_text(render_html(report, fail_above), encoding="utf-8")

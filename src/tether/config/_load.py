@@ -118,6 +118,7 @@ policy:
   path: null                    # policy YAML (docs/tools.md), checked before every answer; null = none
   role: user                    # the caller's role when none is given
   classification: internal      # the data classification when none is given
+  tenant: null                  # the tenant when none is given (see tenants:)
 
 pipeline:                       # the stages a request runs through, in order (`null`: the default chain)
   ask: null                     # default: [policy, retrieve, rerank, answer, audit]
@@ -139,6 +140,8 @@ safety:
   pii:                          # logs, traces and the audit log are always redacted (docs/safety.md)
     answers: []                 # roles whose answers are redacted ('*' = everyone); quotes keep their spans
     engine: patterns            # patterns (built in) or presidio (pip install 'tether[pii]': names and places too)
+
+tenants: {{}}                   # name: {{sources: [globs], tags: [..]}}: what each tenant may be answered from
 """
 
 

@@ -256,6 +256,7 @@ class PolicySettings(_Strict):
     path: str | None = Field(None, description="policy YAML evaluated before every answer and tool call")
     role: str = Field("user", description="caller role when none is given")
     classification: str = Field("internal", description="data classification when none is given")
+    tenant: str | None = Field(None, description="the tenant (of tenants:) when none is given")
 
 
 class TracingSettings(_Strict):
@@ -334,6 +335,13 @@ class SafetySettings(_Strict):
         return "off" if v is False else v  # YAML reads a bare `off` as false
 
 
+class TenantSettings(_Strict):
+    sources: list[str] = Field(
+        default_factory=list, description="globs of document paths this tenant may be answered from ('hr/*')"
+    )
+    tags: list[str] = Field(default_factory=list, description="or documents carrying one of these tags")
+
+
 class Settings(_Strict):
     """All of tether.yaml. Unknown keys are errors, so a typo never silently does nothing."""
 
@@ -352,6 +360,10 @@ class Settings(_Strict):
     pipeline: PipelineSettings = PipelineSettings()
     tracing: TracingSettings = TracingSettings()
     safety: SafetySettings = SafetySettings()
+    tenants: dict[str, TenantSettings] = Field(
+        default_factory=dict,
+        description="tenant name -> the sources it may be answered from; when set, every ask and search names one",
+    )
 
     _root: Path = PrivateAttr(default_factory=Path.cwd)
 

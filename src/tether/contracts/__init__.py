@@ -13,6 +13,7 @@ from tether.contracts._models import (
     ParsedDocument,
     SearchFilters,
     SkippedFile,
+    SourceAllowlist,
     StoreStats,
     TraceEvent,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "IngestSummary",
     "ParsedDocument",
     "SearchFilters",
+    "SourceAllowlist",
     "SkippedFile",
     "StoreStats",
     "TraceEvent",

@@ -72,6 +72,14 @@ class Hit(BaseModel):
     )
 
 
+class SourceAllowlist(BaseModel):
+    """The documents a tenant may be answered from: a path matching one of ``paths`` (globs, matched against the
+    stored path and any trailing part of it) or carrying one of ``tags``. Empty lists allow nothing."""
+
+    paths: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+
+
 class SearchFilters(BaseModel):
     """Metadata filters applied to both lexical and dense search."""
 
@@ -79,6 +87,7 @@ class SearchFilters(BaseModel):
     tags: list[str] = Field(default_factory=list, description="a document must carry all of these")
     modified_after: datetime | None = None
     modified_before: datetime | None = None
+    allow: SourceAllowlist | None = Field(None, description="the tenant's source allowlist (applied in the store)")
 
 
 class Citation(BaseModel):

@@ -44,6 +44,7 @@ class Pipeline:
             "config_hash": state.config_hash,
             "stages": list(self.names),
             "caller.role": state.caller.role,
+            "caller.tenant": state.caller.tenant or "",
         }
         with tracing.request(state.kind, attrs) as req:
             state.trace_id = req.trace_id

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from tether.contracts import Answer, Hit, TraceEvent
+from tether.contracts import Answer, Hit, SearchFilters, SourceAllowlist, TraceEvent
 from tether.pipeline._state import RequestState
 from tether.safety._pii import replace
 
@@ -114,6 +114,11 @@ class RetrieveStage(_Base):
             state.query_vector = retriever.embed_query(state.question)  # the answerer reuses it
         if state.kind == "ask":
             state.events.append(TraceEvent(stage="config", detail={"config_hash": state.config_hash}))
+        if state.caller.tenant is not None:  # the tenant's allowlist, applied inside the store's queries
+            t_cfg = t.settings.tenants[state.caller.tenant]
+            allow = SourceAllowlist(paths=list(t_cfg.sources), tags=list(t_cfg.tags))
+            state.filters = (state.filters or SearchFilters()).model_copy(update={"allow": allow})
+            ctx.span.set("tenant", state.caller.tenant)
         state.hits = retriever.search(
             state.question, depth, mode=state.mode, filters=state.filters, query_vector=state.query_vector
         )

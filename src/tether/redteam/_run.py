@@ -141,7 +141,7 @@ def _system_prompt(settings: Settings) -> str:
     return settings.answer.system_prompt + " " + spotlight_note("", "", datamark=True)
 
 
-def _ask_case(t: Tether, case: AttackCase, folder: Path, system_prompt: str) -> CaseResult:
+def _ask_case(t: Tether, case: AttackCase, folder: Path, system_prompt: str, tenant: str | None) -> CaseResult:
     planted: list[Path] = []
     if case.documents:
         d = folder / case.id
@@ -154,7 +154,7 @@ def _ask_case(t: Tether, case: AttackCase, folder: Path, system_prompt: str) -> 
         if summary.skipped:
             raise TetherError(f"planting {summary.skipped[0].path} failed: {summary.skipped[0].reason}")
     try:
-        a = t.ask(case.question or "", role=case.role)
+        a = t.ask(case.question or "", role=case.role, tenant=tenant)
     finally:
         for p in planted:
             t.store().delete_document(str(p))
@@ -218,11 +218,13 @@ def run_redteam(
     cases: Sequence[AttackCase],
     *,
     policy: Path | None = None,
+    tenant: str | None = None,
     on_case: Callable[[CaseResult], None] | None = None,
 ) -> RedteamReport:
     """Run ``cases`` against ``tether``'s configuration (on a scratch copy of its index) and score them.
 
     ``policy``: the policy file the policy_bypass cases run under (default: the built-in expense policy).
+    ``tenant``: whom the questions are asked as (planted documents must then be within its allowlist to count).
     A case that errors is recorded with its error and left out of the rates.
     """
     from tether import Tether
@@ -256,7 +258,7 @@ def run_redteam(
                     if case.category == "policy_bypass":
                         r = _call_case(case, scratch / "calls", policy_path, settings.policy.role)
                     else:
-                        r = _ask_case(t, case, scratch / "docs", system_prompt)
+                        r = _ask_case(t, case, scratch / "docs", system_prompt, tenant)
                 except TetherError as e:
                     r = CaseResult(id=case.id, category=case.category, note=case.note, succeeded=False, error=str(e))
                 r.ms = round((time.perf_counter() - c0) * 1000, 1)

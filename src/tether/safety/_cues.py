@@ -149,6 +149,13 @@ _ORDERS: dict[str, re.Pattern[str]] = {
         r"original|developer)\s+(prompt|message|instructions?)\b",
         _F,
     ),
+    "shapes_reply": re.compile(  # how "your answer / response / reply" must look: said to whoever writes it
+        r"\b(modify|format|encode|write|provide|give|deliver|present|end|start|begin|translate|apply|add|append|"
+        r"include|insert|change|rewrite|respond|answer|express|compose|structure|convert|use|replace|substitute|"
+        r"introduce)\b[^.!?\n]{0,40}?\b(your (answer|response|reply|output|summary|completion)s?|the (answer|response|"
+        r"reply)s?)\b|\b(in|to|at the (end|start|beginning) of) your (answer|response|reply|output)s?\b",
+        _F,
+    ),
     "delimiter": re.compile(  # chat-format tokens and fake headers; a transcript's "Assistant:" line is not one
         _CUES["delimiter"].pattern.replace(r"|^\s*(system|assistant)\s*:", r"|^\W*system\s*:"),
         _F | re.MULTILINE,

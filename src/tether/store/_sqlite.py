@@ -507,6 +507,16 @@ class SQLiteStore:
         if filters.modified_before is not None:
             parts.append("d.mtime <= ?")
             args.append(filters.modified_before.timestamp())
+        if filters.allow is not None:
+            anyof: list[str] = []
+            for g in filters.allow.paths:
+                anyof.append("d.path GLOB ? OR d.path GLOB ?")
+                args.extend([g, "*/" + g.lstrip("/")])
+            if filters.allow.tags:
+                marks = ",".join("?" * len(filters.allow.tags))
+                anyof.append(f"EXISTS (SELECT 1 FROM json_each(d.tags) WHERE value IN ({marks}))")
+                args.extend(filters.allow.tags)
+            parts.append("(" + " OR ".join(anyof) + ")" if anyof else "0")  # an empty allowlist allows nothing
         return (" AND " + " AND ".join(parts)) if parts else "", args
 
     def lexical_search(
