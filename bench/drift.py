@@ -2,8 +2,8 @@
 
 Streams of real questions (``../shared/data``; evaluation only), embedded with the packaged MiniLM, replayed
 through ``tether.monitor.drift_report`` (reference window, then windows of ``--window``, alpha 0.01 split over
-its three tests). Outcome rates are held constant here (the replay does not ask), so only the question test can
-alarm; the rate tests are covered by the unit tests.
+its tests; ``--topics K`` adds the topic-share test). Outcome rates are held constant here (the replay does not
+ask), so only the question tests can alarm; the rate tests are covered by the unit tests.
 
 - no shift: a reference of ``--reference`` SciFact claims, then 600 more SciFact claims: every alarm is false;
 - shift: the same reference, 200 more SciFact claims, then PolicyQA questions (another domain) or SQuAD questions
@@ -35,10 +35,12 @@ def policyqa_questions() -> list[str]:
     return list(dict.fromkeys(json.loads(line)["question"] for line in path.open(encoding="utf-8")))
 
 
-def run(vecs: np.ndarray, shift_at: int | None, reference: int, window: int, seed: int) -> dict[str, object]:
+def run(
+    vecs: np.ndarray, shift_at: int | None, reference: int, window: int, seed: int, topics: int = 0
+) -> dict[str, object]:
     n = len(vecs)
     report = drift_report(
-        vecs.astype(np.float32), [False] * n, [1.0] * n, reference=reference, window=window, seed=seed
+        vecs.astype(np.float32), [False] * n, [1.0] * n, reference=reference, window=window, seed=seed, topics=topics
     )
     false = [w for w in report.windows if w.alarm and (shift_at is None or w.start + w.size <= shift_at)]
     after = [w for w in report.windows if w.alarm and shift_at is not None and w.start + w.size > shift_at]
@@ -52,6 +54,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--window", type=int, default=50)
     ap.add_argument("--reference", type=int, default=200)
+    ap.add_argument("--topics", type=int, default=0, help="also test topic shares over K clusters (the CLI uses 6)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     t = Tether.open(None)
@@ -71,12 +74,12 @@ def main() -> None:
     for seed in range(args.runs):
         rng = random.Random(seed)
         order = rng.sample(range(len(sv)), args.reference + 600)
-        rows["no shift"].append(run(sv[order], None, args.reference, args.window, seed))
+        rows["no shift"].append(run(sv[order], None, args.reference, args.window, seed, args.topics))
         base = sv[order[: args.reference + 200]]
         for k, v in ov.items():
             pick = rng.sample(range(len(v)), 400)
             rows[f"shift to {k}"].append(
-                run(np.vstack([base, v[pick]]), args.reference + 200, args.reference, args.window, seed)
+                run(np.vstack([base, v[pick]]), args.reference + 200, args.reference, args.window, seed, args.topics)
             )
         rest = [i for i in range(len(sv)) if i not in set(order)]
         mixed = [
@@ -84,7 +87,14 @@ def main() -> None:
             for _ in range(400)
         ]
         rows["20% policyqa mixed in"].append(
-            run(np.vstack([base, np.vstack(mixed)]), args.reference + 200, args.reference, args.window, seed)
+            run(
+                np.vstack([base, np.vstack(mixed)]),
+                args.reference + 200,
+                args.reference,
+                args.window,
+                seed,
+                args.topics,
+            )
         )
     for name, rs in rows.items():
         windows = sum(int(r["windows_before"]) for r in rs)  # type: ignore[call-overload]
