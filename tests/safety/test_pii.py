@@ -94,3 +94,21 @@ def test_the_audit_log_never_holds_pii_and_its_chain_verifies(tmp_path: Path) ->
         assert log.verify().ok
     raw = _raw(path)
     assert IBAN.encode() not in raw and EMAIL.encode() not in raw
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("DB_PASSWORD=kestrel5779#Orbit", "DB_"),
+        ("export AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "export AWS_"),
+        ("GITLAB_TOKEN: glpat-Ab3dEf6hIj9kLm2nOp5q", "GITLAB_"),
+    ],
+)
+def test_secrets_in_environment_variable_names_are_redacted(text: str, kept: str) -> None:
+    out = redact_text(text)
+    assert out.startswith(kept) and "<" in out and text.split("=")[-1].split(": ")[-1] not in out
+
+
+def test_token_counts_are_not_secrets() -> None:
+    for text in ("max_tokens=600", "completion_tokens: 12345678", "my_token_count = 12"):
+        assert redact_text(text) == text

@@ -103,7 +103,8 @@ _PATTERNS: list[tuple[str, re.Pattern[str], _Check | None]] = [
     (
         "SECRET",
         re.compile(
-            r"(?i)\b(?:api[_-]?key|secret(?:[_-]?key)?|access[_-]?token|auth[_-]?token|token|password|passwd|pwd)"
+            r"(?i)(?<![a-z0-9])(?:api[_-]?key|secret(?:[_-]?access)?(?:[_-]?key)?|access[_-]?token|auth[_-]?token|token"
+            r"|password|passwd|pwd)"
             r"\s*[:=]\s*[\"']?[^\s\"',;]{6,}"
         ),
         None,
