@@ -10,7 +10,9 @@ defence to the one before:
 - ``+verify``: every claim is checked against its quotes (the default configuration stops here);
 - ``+redact``: PII redacted in every answer (``safety.pii.answers: ['*']``).
 
-SmolLM2-135M is weak and obeys readily: it shows what each defence stops, not what a large model would do.
+SmolLM2-135M is weak: it rarely produces a claim whose quotes are exact spans of the sources, so most requests
+end as abstentions whatever the defences ("answered" says how many did not). The figures show the machinery with a
+real server, not what a large model would do.
 The packaged suites are this project's development set (the extractive rules were written looking at them).
 
     python bench/redteam_llm.py --llama-python "$(bash scripts/llama_env.sh)" [--limit N] [--json]
@@ -86,6 +88,7 @@ def main() -> None:
             out[name] = {
                 "seconds": round(time.perf_counter() - t0, 1),
                 "asr": round(report.asr, 3),
+                "answered": sum(1 for r in report.results if not r.abstained and r.error is None),
                 **{c.category: {"ran": c.ran, "won": c.succeeded, "asr": round(c.asr, 3)} for c in report.categories},
                 "errors": [f"{r.id}: {r.error}" for r in report.results if r.error][:5],
                 "examples": [f"{r.id}: {r.answer[:160]}" for r in report.results if r.succeeded][:6],

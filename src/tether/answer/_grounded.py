@@ -24,6 +24,7 @@ from tether.contracts import Answer, Citation, Hit, TraceEvent
 from tether.errors import TetherError
 from tether.judge import ClaimVerifier
 from tether.models import Completion, Generator, Message
+from tether.safety._cues import repeats_prompt
 
 
 class CitedQuote(BaseModel):
@@ -376,9 +377,11 @@ class GroundedAnswerer:
         checked = drafts[best].checked if best is not None else _Checked([], ["the compute budget allowed no call"])
         canary = getattr(self._local, "canary", "")
         leaked = [text for text, _ in checked.claims if canary and canary in text]
-        if leaked:  # the system prompt leaked into the answer: nothing of it is returned
-            trace.append(TraceEvent(stage="safety", detail={"canary_leak": True, "claims": len(leaked)}))
-            checked = _Checked([], ["the reply repeats the system prompt's canary (a prompt leak); withheld"])
+        echoed = [text for text, _ in checked.claims if repeats_prompt(text, self.settings.system_prompt)]
+        if leaked or echoed:  # the system prompt leaked into the answer: nothing of it is returned
+            trace.append(TraceEvent(stage="safety", detail={"canary_leak": bool(leaked), "prompt_echo": len(echoed)}))
+            what = "canary" if leaked else "wording (8 words in a row)"
+            checked = _Checked([], [f"the reply repeats the system prompt's {what} (a prompt leak); withheld"])
         if not checked.claims:
             return Answer(
                 question=question,

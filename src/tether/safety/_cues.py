@@ -174,3 +174,12 @@ def order_to_model(text: str) -> str | None:
         if p.search(text):
             return name
     return None
+
+
+def repeats_prompt(text: str, prompt: str, n: int = 8) -> bool:
+    """Whether ``text`` holds ``n`` words in a row of ``prompt`` (case and spacing ignored): a system-prompt leak."""
+    words = prompt.lower().split()
+    if len(words) < n:
+        return False
+    low = " ".join(text.lower().split())
+    return any(" ".join(words[i : i + n]) in low for i in range(len(words) - n + 1))
