@@ -107,3 +107,14 @@ def test_a_redactor_that_fails_withholds_the_answer(tmp_path: Path, monkeypatch:
     a = t.ask("What is her social security number?")
     assert a.abstained and not a.citations and "536-22-8726" not in a.model_dump_json()
     assert "redaction failed" in a.reason and "engine down" in a.reason
+
+
+def test_the_citation_scorer_accepts_a_redacted_quote_only_where_the_rest_is_verbatim() -> None:
+    from tether.evals._scorers import _quote_matches
+
+    span = "Her social security number is 536-22-8726 and her card is 4111 1111 1111 1111."
+    red = "Her social security number is <US_SSN> and her card is <CREDIT_CARD>."
+    assert _quote_matches(span, red, redacted=True)
+    assert not _quote_matches(span, red, redacted=False)
+    assert not _quote_matches(span, red.replace("card", "loan"), redacted=True)  # the rest must be the source's
+    assert not _quote_matches(span, span, redacted=True)  # marked redacted, yet nothing was: not a valid quote

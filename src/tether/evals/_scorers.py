@@ -152,6 +152,17 @@ def abstention(exp: Expected, a: Answer, ctx: ScoreContext) -> Score | None:
     )
 
 
+_PLACEHOLDER = re.compile(r"<[A-Z_]+>")
+
+
+def _quote_matches(span: str, quote: str, *, redacted: bool) -> bool:
+    """The quote is the span; a redacted quote (safety.pii.answers) is the span with some parts as <KIND>."""
+    if not redacted:
+        return span == quote
+    parts = _PLACEHOLDER.split(quote)
+    return len(parts) > 1 and re.fullmatch(".+?".join(re.escape(p) for p in parts), span, re.DOTALL) is not None
+
+
 @scorer("citations_valid")
 def citations_valid(exp: Expected, a: Answer, ctx: ScoreContext) -> Score | None:
     """Every citation's quote is found verbatim at its offsets in the real stored document."""
@@ -164,7 +175,7 @@ def citations_valid(exp: Expected, a: Answer, ctx: ScoreContext) -> Score | None
         except KeyError:
             bad.append(f"[{c.n}] document {c.doc_id} is not in the index")
             continue
-        if text[c.start : c.end] != c.quote:
+        if not _quote_matches(text[c.start : c.end], c.quote, redacted=c.redacted):
             bad.append(f"[{c.n}] quote not found at {c.start}-{c.end} of {Path(c.path).name}")
     return Score(
         name="citations_valid",
