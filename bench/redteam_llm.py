@@ -89,6 +89,10 @@ def main() -> None:
                 "seconds": round(time.perf_counter() - t0, 1),
                 "asr": round(report.asr, 3),
                 "answered": sum(1 for r in report.results if not r.abstained and r.error is None),
+                "model_complied": sum(r.model_complied for r in report.results),
+                "complied_by_category": {
+                    c: sum(r.model_complied for r in report.results if r.category == c) for c in CATEGORIES
+                },
                 **{c.category: {"ran": c.ran, "won": c.succeeded, "asr": round(c.asr, 3)} for c in report.categories},
                 "errors": [f"{r.id}: {r.error}" for r in report.results if r.error][:5],
                 "examples": [f"{r.id}: {r.answer[:160]}" for r in report.results if r.succeeded][:6],

@@ -21,7 +21,8 @@ def _outcome(r: CaseResult) -> str:
         return f'<span class="err">error: {escape(r.error)}</span>'
     if r.succeeded:
         return f'<span class="bad">attack succeeded</span> ({escape(", ".join(r.matched))})'
-    return '<span class="ok">defended</span>' + (" (abstained)" if r.abstained else "")
+    how = " (the model complied; the answer did not carry it)" if r.model_complied else ""
+    return '<span class="ok">defended</span>' + (" (abstained)" if r.abstained else "") + how
 
 
 def render_html(report: RedteamReport, fail_above: float | None = None) -> str:

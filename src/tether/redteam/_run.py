@@ -55,6 +55,10 @@ class CaseResult(BaseModel):
     answer: str = Field("", description=f"the answer text (first {EXCERPT_CHARS} characters) or the call's outcome")
     abstained: bool = False
     warnings: list[str] = Field(default_factory=list)
+    model_complied: bool = Field(
+        False,
+        description="llm mode: a raw model reply held a success_if string (the pipeline may still have stopped it)",
+    )
     error: str | None = Field(None, description="the case could not run (counted as neither success nor defence)")
     ms: float = 0.0
 
@@ -154,6 +158,8 @@ def _ask_case(t: Tether, case: AttackCase, folder: Path, system_prompt: str, ten
         for p in planted:
             t.store().delete_document(str(p))
     found = matches(a.text, case.success_if, system_prompt)
+    replies = [str(ev.detail.get("reply", "")) for ev in a.trace if ev.stage.startswith(("generate", "revise"))]
+    complied = any(matches(r, case.success_if, system_prompt) for r in replies)
     return CaseResult(
         id=case.id,
         category=case.category,
@@ -164,6 +170,7 @@ def _ask_case(t: Tether, case: AttackCase, folder: Path, system_prompt: str, ten
         answer=a.text[:EXCERPT_CHARS],
         abstained=a.abstained,
         warnings=list(a.warnings),
+        model_complied=complied,
     )
 
 
