@@ -114,32 +114,32 @@ def chi2_sf(x: float, dof: int) -> float:
 
 
 def share_test(reference: Sequence[int], current: Sequence[int]) -> float:
-    """p-value of a chi-square test that ``current``'s counts per cluster follow ``reference``'s shares (clusters
-    with under 5 expected requests are pooled with the smallest others)."""
+    """p-value of a chi-square test of homogeneity: do the reference's and the window's counts per cluster come
+    from the same shares? (Both are samples: testing the window against the reference's shares as if they were
+    exact alarmed three times too often.) Clusters with under 5 expected requests are pooled with the rarest."""
     ref = np.asarray(reference, dtype=np.float64)
     cur = np.asarray(current, dtype=np.float64)
-    n = cur.sum()
-    if n == 0 or ref.sum() == 0:
+    n1, n2 = ref.sum(), cur.sum()
+    if n1 == 0 or n2 == 0:
         return 1.0
-    expected = ref / ref.sum() * n
-    order = np.argsort(expected)
-    e_bins: list[float] = []
-    o_bins: list[float] = []
-    e_acc = o_acc = 0.0
-    for j in order:  # pool the rarest clusters until each bin expects 5
-        e_acc += expected[j]
-        o_acc += cur[j]
-        if e_acc >= 5:
-            e_bins.append(e_acc)
-            o_bins.append(o_acc)
-            e_acc = o_acc = 0.0
-    if e_acc > 0 and e_bins:
-        e_bins[-1] += e_acc
-        o_bins[-1] += o_acc
-    if len(e_bins) < 2:
+    total = ref + cur
+    small = min(n1, n2) / (n1 + n2)
+    bins: list[tuple[float, float]] = []
+    r_acc = c_acc = 0.0
+    for j in np.argsort(total):  # pool the rarest clusters until each bin expects 5 in the smaller sample
+        r_acc += ref[j]
+        c_acc += cur[j]
+        if (r_acc + c_acc) * small >= 5:
+            bins.append((r_acc, c_acc))
+            r_acc = c_acc = 0.0
+    if (r_acc or c_acc) and bins:
+        r, c = bins[-1]
+        bins[-1] = (r + r_acc, c + c_acc)
+    if len(bins) < 2:
         return 1.0
-    e, o = np.array(e_bins), np.array(o_bins)
-    return chi2_sf(float(((o - e) ** 2 / e).sum()), len(e_bins) - 1)
+    obs = np.array(bins).T  # 2 x bins
+    expected = obs.sum(1, keepdims=True) * obs.sum(0, keepdims=True) / obs.sum()
+    return chi2_sf(float(((obs - expected) ** 2 / expected).sum()), len(bins) - 1)
 
 
 class Topic(BaseModel):
