@@ -15,6 +15,7 @@ from tether.cli import (  # noqa: F401  (each registers its commands)
     _config,
     _eval,
     _index,
+    _keys,
     _monitor,
     _query,
     _redteam,

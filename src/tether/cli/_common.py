@@ -62,6 +62,8 @@ redteam_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(redteam_app, name="redteam")
+keys_app = typer.Typer(help="API keys for the service: create (shown once), list, revoke.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 # Not on a terminal (piped, captured, CI) lines are not wrapped at 80 columns: one message stays one line.
 out = Console(soft_wrap=not sys.stdout.isatty())

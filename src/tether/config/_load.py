@@ -142,6 +142,9 @@ safety:
     engine: patterns            # patterns (built in) or presidio (pip install 'tether[pii]': names and places too)
 
 tenants: {{}}                   # name: {{sources: [globs], tags: [..]}}: what each tenant may be answered from
+
+service:
+  keys_path: .tether/keys.db    # API keys (`tether keys create`): tenant, role, SHA-256 digest; mode 0600
 """
 
 

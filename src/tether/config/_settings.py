@@ -335,6 +335,12 @@ class SafetySettings(_Strict):
         return "off" if v is False else v  # YAML reads a bare `off` as false
 
 
+class ServiceSettings(_Strict):
+    keys_path: str = Field(
+        ".tether/keys.db", description="API keys (tenant, role, SHA-256 digest; mode 0600), relative to tether.yaml"
+    )
+
+
 class TenantSettings(_Strict):
     sources: list[str] = Field(
         default_factory=list, description="globs of document paths this tenant may be answered from ('hr/*')"
@@ -360,6 +366,7 @@ class Settings(_Strict):
     pipeline: PipelineSettings = PipelineSettings()
     tracing: TracingSettings = TracingSettings()
     safety: SafetySettings = SafetySettings()
+    service: ServiceSettings = ServiceSettings()
     tenants: dict[str, TenantSettings] = Field(
         default_factory=dict,
         description="tenant name -> the sources it may be answered from; when set, every ask and search names one",
