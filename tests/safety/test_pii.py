@@ -112,3 +112,27 @@ def test_secrets_in_environment_variable_names_are_redacted(text: str, kept: str
 def test_token_counts_are_not_secrets() -> None:
     for text in ("max_tokens=600", "completion_tokens: 12345678", "my_token_count = 12"):
         assert redact_text(text) == text
+
+
+# random uuid4 hex ids that passed the IBAN checksum before IBAN lengths were checked per country
+HEX_IDS = ["da7612271b544da1b95188ef4d537d46", "ce797c4ec2be41b49484956a84436d74", "fc68a77c9224497e89f91f5dd8bc9fbb"]
+
+
+@pytest.mark.parametrize("ident", HEX_IDS)
+def test_hex_identifiers_are_not_ibans(ident: str) -> None:
+    assert redact_text(ident) == ident
+    assert redact_text(f"run {ident} done") == f"run {ident} done"
+
+
+def test_identifier_keys_are_kept_exact_in_json() -> None:
+    got = redact_json({"event": "GB82WEST12345698765432", "run_id": "x", "note": "GB82WEST12345698765432"})
+    assert got == {"event": "GB82WEST12345698765432", "run_id": "x", "note": "<IBAN_CODE>"}
+
+
+def test_an_audit_entry_keeps_its_event_id(tmp_path: Path) -> None:
+    from tether.guard import AuditLog
+
+    log = AuditLog.open(tmp_path / "audit.db")
+    log.append("tool_result", "ana", {"event": "da7612271b544da1b95188ef4d537d46", "iban": "DE89370400440532013000"})
+    (entry,) = list(log.entries())
+    assert entry.payload["event"] == "da7612271b544da1b95188ef4d537d46" and entry.payload["iban"] == "<IBAN_CODE>"

@@ -50,9 +50,24 @@ def _card(m: re.Match[str]) -> bool:
     return 12 <= len(digits) <= 19 and _luhn(digits) and len(set(digits)) > 1
 
 
+# IBAN length by country (the registry's public facts): a 32-character hex id that passes mod-97 by chance is not
+# an IBAN, because no country starting with a hex-letter pair has IBANs of its length.
+_IBAN_LENGTHS = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BI": 27, "BR": 29,
+    "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DJ": 27, "DK": 18, "DO": 28, "EE": 20, "EG": 29,
+    "ES": 24, "FI": 18, "FK": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28,
+    "HN": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20,
+    "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "LY": 25, "MC": 27, "MD": 24, "ME": 22, "MK": 19,
+    "MN": 20, "MR": 27, "MT": 31, "MU": 30, "NI": 28, "NL": 18, "NO": 15, "OM": 23, "PK": 24, "PL": 28, "PS": 29,
+    "PT": 25, "QA": 29, "RO": 24, "RS": 22, "RU": 33, "SA": 24, "SC": 31, "SD": 18, "SE": 24, "SI": 19, "SK": 24,
+    "SM": 27, "SO": 23, "ST": 25, "SV": 28, "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
+    "YE": 30,
+}  # fmt: skip
+
+
 def _iban(m: re.Match[str]) -> bool:
     s = re.sub(r"\s", "", m.group()).upper()
-    if not 15 <= len(s) <= 34:
+    if _IBAN_LENGTHS.get(s[:2]) != len(s):
         return False
     moved = s[4:] + s[:4]
     number = "".join(str(int(ch, 36)) for ch in moved)
@@ -200,12 +215,19 @@ def redact_text(text: str) -> str:
     return _DEFAULT.redact(text)
 
 
+IDENTIFIER_KEYS = frozenset(
+    {"event", "run_id", "plan_hash", "step_hash", "args_hash", "config_hash", "idempotency_key", "trace_id", "span_id"}
+)
+"""Keys whose values are Tether's own identifiers: never PII, and must stay exact (the orchestrator finds its audit
+entries by ``event`` after a crash; a random hex id once passed the IBAN check and was redacted)."""
+
+
 def redact_json(value: Any) -> Any:
-    """A JSON-like value with every string redacted (dict keys kept)."""
+    """A JSON-like value with every string redacted (dict keys kept; :data:`IDENTIFIER_KEYS` values kept)."""
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, dict):
-        return {k: redact_json(v) for k, v in value.items()}
+        return {k: v if k in IDENTIFIER_KEYS and isinstance(v, str) else redact_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [redact_json(v) for v in value]
     return value

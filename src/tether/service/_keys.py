@@ -111,7 +111,7 @@ class KeyStore:
         args: tuple[str, ...] = ()
         if tenant is not None:
             sql, args = sql + " WHERE tenant = ?", (tenant,)
-        rows = self._conn().execute(sql + " ORDER BY created, id", args).fetchall()
+        rows = self._conn().execute(sql + " ORDER BY rowid", args).fetchall()  # creation order
         return [
             ApiKey(id=r[0], name=r[1], tenant=r[2], role=r[3], created=r[4], revoked=r[5], last_used=r[6]) for r in rows
         ]
