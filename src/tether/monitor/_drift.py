@@ -227,6 +227,7 @@ def drift_report(
     ref_abs, ref_ms = list(abstained[:reference]), list(ms[:reference])
     each = alpha / tests
     labels: npt.NDArray[np.intp] | None = None
+    ref_counts: npt.NDArray[np.intp] = np.zeros(0, dtype=np.intp)
     topic_list: list[Topic] = []
     if topics > 1:
         centres = kmeans(ref, min(topics, reference // 5), seed=seed)
@@ -262,7 +263,7 @@ def drift_report(
         if labels is not None:
             counts = np.bincount(labels[start:end], minlength=len(topic_list))
             shares = [round(float(c / (end - start)), 4) for c in counts]
-            p_t = share_test(np.bincount(labels[:reference], minlength=len(topic_list)).tolist(), counts.tolist())
+            p_t = share_test(ref_counts.tolist(), counts.tolist())
             tested.append(("topics", p_t))
         reasons = [name for name, p in tested if p < each]
         out.append(

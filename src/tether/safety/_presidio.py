@@ -14,8 +14,6 @@ from typing import Any
 from tether.errors import ConfigError
 from tether.safety._pii import PatternRedactor, PiiSpan, replace
 
-# Presidio's entity names -> the names the pattern engine uses (the rest are kept as Presidio names them)
-_ALIASES = {"EMAIL_ADDRESS": "EMAIL_ADDRESS", "PHONE_NUMBER": "PHONE_NUMBER", "IBAN_CODE": "IBAN_CODE"}
 DEFAULT_ENTITIES = ("PERSON", "LOCATION", "NRP", "DATE_TIME", "MEDICAL_LICENSE", "US_PASSPORT", "US_DRIVER_LICENSE")
 _LOCK = threading.Lock()
 _ANALYZER: Any = None
@@ -70,7 +68,7 @@ class PresidioRedactor:
         )
         for r in sorted(found, key=lambda r: (-r.score, r.start)):
             if not any(r.start < s.end and s.start < r.end for s in spans):
-                spans.append(PiiSpan(_ALIASES.get(r.entity_type, r.entity_type), r.start, r.end))
+                spans.append(PiiSpan(r.entity_type, r.start, r.end))
         return sorted(spans, key=lambda s: s.start)
 
     def redact(self, text: str) -> str:

@@ -105,16 +105,21 @@ class KeyStore:
         record = ApiKey(id=key_id, name=name, tenant=tenant, role=role, created=datetime.fromisoformat(created))
         return f"{PREFIX}{key_id}_{secret}", record
 
-    def list(self, *, tenant: str | None = None) -> list[ApiKey]:
-        """Every key (revoked ones too), oldest first; only ``tenant``'s when given."""
-        sql = "SELECT id, name, tenant, role, created, revoked, last_used FROM keys"
-        args: tuple[str, ...] = ()
-        if tenant is not None:
-            sql, args = sql + " WHERE tenant = ?", (tenant,)
-        rows = self._conn().execute(sql + " ORDER BY rowid", args).fetchall()  # creation order
+    def _select(self, where: str, args: tuple[str, ...]) -> list[ApiKey]:
+        rows = (
+            self._conn()
+            .execute(
+                f"SELECT id, name, tenant, role, created, revoked, last_used FROM keys {where} ORDER BY rowid", args
+            )
+            .fetchall()
+        )  # rowid: creation order
         return [
             ApiKey(id=r[0], name=r[1], tenant=r[2], role=r[3], created=r[4], revoked=r[5], last_used=r[6]) for r in rows
         ]
+
+    def list(self, *, tenant: str | None = None) -> list[ApiKey]:
+        """Every key (revoked ones too), oldest first; only ``tenant``'s when given."""
+        return self._select("" if tenant is None else "WHERE tenant = ?", () if tenant is None else (tenant,))
 
     def revoke(self, key_id: str) -> ApiKey:
         """Revoke a key by its id (revoking twice keeps the first time).
@@ -126,7 +131,7 @@ class KeyStore:
             n = c.execute("UPDATE keys SET revoked = COALESCE(revoked, ?) WHERE id = ?", (_now(), key_id)).rowcount
         if not n:
             raise RequestError(f"no API key with id {key_id!r} (`tether keys list` shows them)")
-        return next(k for k in self.list() if k.id == key_id)
+        return self._select("WHERE id = ?", (key_id,))[0]
 
     def authenticate(self, token: object) -> ApiKey | None:
         """The active key ``token`` is, or None (malformed, unknown, wrong secret or revoked: all the same answer)."""

@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 
 from tether.errors import ConfigError, TetherError, TransientError
 from tether.tools._approvals import ApprovalError, Approvers, Identity, step_hash
-from tether.tools._origin import Origin, trace_origin
+from tether.tools._origin import Origin, trace_origins
 from tether.tools._permissions import CallerProfile, check_permission
 from tether.tools._plan import LLMPlanner, Plan, PlanError, Planner, ScriptedPlanner, Step, check_plan
 from tether.tools._policy import Policy, PolicyContext
@@ -165,7 +165,7 @@ class Orchestrator:
         run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         steps = [s.model_dump() for s in plan.steps]
         # the orchestrator traces every argument itself: a planner's own account of where they came from is not used
-        origins = [trace_origin(s.args, plan.goal, plan.sources) for s in plan.steps]
+        origins = trace_origins([s.args for s in plan.steps], plan.goal, plan.sources)
         planned: dict[str, Any] = {"goal": plan.goal, "steps": steps}
         if plan.sources:
             planned["sources"] = [src.path for src in plan.sources]

@@ -77,8 +77,17 @@ class _Text:
 
 def trace_origin(args: dict[str, Any], request: str, sources: Sequence[PlanSource]) -> Origin:
     """The origin of a step with ``args``, planned for ``request`` after reading ``sources``."""
+    return trace_origins([args], request, sources)[0]
+
+
+def trace_origins(steps: Sequence[dict[str, Any]], request: str, sources: Sequence[PlanSource]) -> list[Origin]:
+    """The origin of each step's ``args`` (the request and the sources are read once for the whole plan)."""
     asked = _Text(request)
     docs = [(s.path, _Text(s.text)) for s in sources]
+    return [_origin(args, asked, docs) for args in steps]
+
+
+def _origin(args: dict[str, Any], asked: _Text, docs: list[tuple[str, _Text]]) -> Origin:
     foreign: list[str] = []
     paths: list[str] = []
     invented = False

@@ -247,9 +247,8 @@ class AskOutcome(BaseModel):
 def _outcome(row: tuple[Any, ...]) -> AskOutcome:
     policy = _loads(row[5] or "{}")
     answer = _loads(row[6] or "{}")
-    refused = any(policy.get(k) in ("deny", "require_approval") for k in ("policy.action",)) or any(
-        answer.get(k) in ("deny", "require_approval") for k in ("policy.draft.action", "policy.action")
-    )
+    refusals = ("deny", "require_approval")  # before drafting (the policy stage), or after (the answer stage)
+    refused = policy.get("policy.action") in refusals or answer.get("policy.draft.action") in refusals
     rejected = False
     for key, value in answer.items():
         if key.startswith("step.verify"):
