@@ -6,13 +6,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from tether.answer import ExtractiveAnswerer, load_support_model
 from tether.config import PACKAGED_READER, Settings, load_settings, resolve_path
-from tether.contracts import Answer, Hit, IngestSummary, SearchFilters, StoreStats
+from tether.contracts import Answer, Hit, IngestSummary, SearchFilters, StoreStats, TraceEvent
 from tether.errors import IndexMissingError, RequestError
 from tether.ingest import ingest_paths
 from tether.ingest._pipeline import BATCH_CHUNKS, Progress
 from tether.ingest._progress import Listener
 from tether.models import OnnxEmbedder, load_embedder
 from tether.pipeline import Caller, Pipeline, RequestKind, RequestState
+from tether.pipeline._runner import StageListener
 from tether.retrieve import Mode, Retriever
 from tether.store import SQLiteStore
 
@@ -172,6 +173,7 @@ class Tether:
         progress: Progress | None = None,
         batch_size: int = BATCH_CHUNKS,
         on_progress: Listener | None = None,
+        tenant: str = "",
     ) -> IngestSummary:
         """Ingest files and folders incrementally (unchanged files are skipped by content hash).
 
@@ -180,8 +182,10 @@ class Tether:
         :class:`~tether.errors.IngestError` before anything is ingested; a second ingest into the same
         index waits for the first. ``progress(done, total, path)`` is called as each file is queued;
         ``on_progress`` receives an :class:`~tether.ingest.IngestProgress` (chunks embedded, ETA) after
-        each step.
+        each step. ``tenant``: the owner of the documents (the service's uploads); '' = the shared corpus.
         """
+        if tenant and tenant not in self.settings.tenants:
+            raise RequestError(f"unknown tenant {tenant!r} (tenants: {', '.join(sorted(self.settings.tenants))})")
         return ingest_paths(
             [Path(p) for p in paths],
             self.store(create=True),
@@ -191,6 +195,7 @@ class Tether:
             progress=progress,
             batch_size=batch_size,
             on_progress=on_progress,
+            tenant=tenant,
         )
 
     def search(
@@ -273,20 +278,39 @@ class Tether:
         role: str | None = None,
         classification: str | None = None,
         tenant: str | None = None,
+        user: str | None = None,
+        conversation_id: str | None = None,
+        original_question: str | None = None,
+        rewrite_reason: str = "",
+        on_stage: StageListener | None = None,
     ) -> Answer:
         """Answer with cited spans, or abstain with "not in the documents".
 
         With ``policy.path`` set, the policy decides first; a deny or require_approval withholds the answer
-        and names the rule.
+        and names the rule. ``original_question``: the follow-up as the user wrote it, when ``question`` is its
+        standalone rewrite (kept in the trace with ``rewrite_reason``). ``on_stage(name, state)`` hears of each
+        stage as it ends.
 
         Raises:
             RequestError: ``question`` is empty or blank.
         """
         _check_text("question", question)
+        caller = self._caller(role, classification, tenant)
+        caller.user = user
         state = RequestState(
-            kind="ask", question=question, caller=self._caller(role, classification, tenant), filters=filters
+            kind="ask",
+            question=question,
+            caller=caller,
+            filters=filters,
+            conversation_id=conversation_id,
+            original_question=original_question,
+            rewrite_reason=rewrite_reason,
         )
-        state = self.pipeline("ask").run(state, self, self.tracing())
+        if original_question is not None:
+            state.events.append(
+                TraceEvent(stage="rewrite", detail={"original": original_question, "reason": rewrite_reason})
+            )
+        state = self.pipeline("ask").run(state, self, self.tracing(), on_stage)
         assert state.answer is not None  # build_chain checked that the ask chain provides one
         if state.trace_id:
             state.answer.trace_id = state.trace_id

@@ -143,8 +143,18 @@ safety:
 
 tenants: {{}}                   # name: {{sources: [globs], tags: [..]}}: what each tenant may be answered from
 
-service:
+service:                        # `tether serve` (docs/service.md)
   keys_path: .tether/keys.db    # API keys (`tether keys create`): tenant, role, SHA-256 digest; mode 0600
+  data_path: .tether/service.db # conversations, feedback, ingest jobs, remembered facts (each row a tenant's)
+  uploads_path: .tether/uploads # uploaded files, one folder per tenant
+  host: 127.0.0.1
+  port: 8321
+  requests_per_minute: 120      # per API key (429 + Retry-After past it)
+  max_body_kb: 64               # JSON bodies (413 past it)
+  max_upload_mb: 20             # uploaded files (413 past it)
+  max_question_chars: 2000      # 422 past it
+  upload_roles: [admin, editor] # roles that may upload and delete documents
+  memory: true                  # remember facts users state about themselves (GET/DELETE /v1/memory/facts)
 """
 
 

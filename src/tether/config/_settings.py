@@ -339,6 +339,21 @@ class ServiceSettings(_Strict):
     keys_path: str = Field(
         ".tether/keys.db", description="API keys (tenant, role, SHA-256 digest; mode 0600), relative to tether.yaml"
     )
+    data_path: str = Field(
+        ".tether/service.db",
+        description="conversations, feedback, ingest jobs and remembered facts, each row a tenant's; mode 0600",
+    )
+    uploads_path: str = Field(".tether/uploads", description="uploaded files, one folder per tenant")
+    host: str = Field("127.0.0.1", description="`tether serve` binds here (loopback unless you say otherwise)")
+    port: int = Field(8321, ge=1, le=65535)
+    requests_per_minute: int = Field(120, ge=1, description="per API key; over it a request gets 429 + Retry-After")
+    max_body_kb: int = Field(64, ge=1, description="a JSON request body larger than this gets 413")
+    max_upload_mb: int = Field(20, ge=1, description="an uploaded file larger than this gets 413")
+    max_question_chars: int = Field(2000, ge=10, description="a longer question gets 422")
+    upload_roles: list[str] = Field(
+        default_factory=lambda: ["admin", "editor"], description="roles that may upload and delete documents"
+    )
+    memory: bool = Field(True, description="remember facts users state about themselves (GET/DELETE /v1/memory)")
 
 
 class TenantSettings(_Strict):

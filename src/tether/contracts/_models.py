@@ -37,6 +37,7 @@ class DocumentMeta(BaseModel):
     tags: list[str] = Field(default_factory=list)
     n_chunks: int = 0
     n_duplicates: int = 0
+    tenant: str = Field("", description="the tenant that owns the document ('' = the shared corpus)")
 
 
 class Chunk(BaseModel):
@@ -73,11 +74,14 @@ class Hit(BaseModel):
 
 
 class SourceAllowlist(BaseModel):
-    """The documents a tenant may be answered from: a path matching one of ``paths`` (globs, matched against the
-    stored path and any trailing part of it) or carrying one of ``tags``. Empty lists allow nothing."""
+    """The documents a tenant may be answered from: its own (uploaded through the service, ``owner``) and, of the
+    shared corpus, a path matching one of ``paths`` (globs, matched against the stored path and any trailing part
+    of it) or carrying one of ``tags``. Empty lists allow none of the shared corpus. A document another tenant
+    owns is never allowed."""
 
     paths: list[str] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
+    owner: str | None = Field(None, description="the tenant whose own documents are allowed")
 
 
 class SearchFilters(BaseModel):

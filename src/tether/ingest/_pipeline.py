@@ -100,8 +100,10 @@ class Ingestor:
         *,
         batch_size: int = BATCH_CHUNKS,
         detector: InjectionDetector | None = None,
+        tenant: str = "",
     ):
         self.store = store
+        self.tenant = tenant  # the owner of what this ingest writes ('' = the shared corpus); dedupe stays inside it
         self.embedder = embedder
         # every chunk is scored for prompt injection from the vector it gets anyway (docs/safety.md); a detector
         # fitted on another embedder's vectors cannot score these, and the chunks are stored as not scanned
@@ -145,7 +147,7 @@ class Ingestor:
                     return (opath, oord)
         if stored.isdisjoint(keys):
             return None
-        found = self.store.near_duplicates(keys, sig, th, exclude_path=path)
+        found = self.store.near_duplicates(keys, sig, th, exclude_path=path, tenant=self.tenant)
         return found[0] if found else None
 
     def _file_job(self, source: Source, tags: list[str] | None) -> Job:
@@ -164,6 +166,9 @@ class Ingestor:
         except OSError as e:
             return Job(key=key, source=path, data=None, skip=f"unreadable: {e.strerror or e}")
         digest = hashlib.sha256(data).hexdigest()
+        owner = self._other_owner(key)
+        if owner is not None:
+            return Job(key=key, source=path, data=None, skip=owner)
         existing = self.store.document_hash(key)
         if existing == digest:
             return Job(key=key, source=path, data=None, tags=list(tags or []), unchanged=True)
@@ -181,6 +186,9 @@ class Ingestor:
     def _record_job(self, key: str, title: str, text: str, mtime: datetime | None, tags: list[str] | None) -> Job:
         data = text.encode("utf-8")
         digest = hashlib.sha256(title.encode("utf-8") + b"\0" + data).hexdigest()
+        owner = self._other_owner(key)
+        if owner is not None:
+            return Job(key=key, source=Path(key), data=None, skip=owner)
         existing = self.store.document_hash(key)
         if existing == digest:
             return Job(key=key, source=Path(key), data=None, tags=list(tags or []), unchanged=True)
@@ -195,6 +203,15 @@ class Ingestor:
             mtime=mtime or datetime.now(UTC),
             tags=list(tags or []),
         )
+
+    def _other_owner(self, key: str) -> str | None:
+        """Why the document at ``key`` is not this ingest's to write: another owner holds it (an ingest never moves
+        a document between tenants, or between a tenant and the shared corpus). None when it may be written."""
+        owner = self.store.document_path_tenant(key)
+        if owner is None or owner == self.tenant:
+            return None
+        held = f"tenant {owner!r}" if owner else "the shared corpus"
+        return f"stored for {held}; an ingest never moves a document to another owner"
 
     def add_file(self, path: Path, tags: list[str] | None = None, *, key: str | None = None) -> None:
         """Parse and queue one file (stored under ``key``, by default its resolved path); skipped files are
@@ -335,7 +352,7 @@ class Ingestor:
         if self._written_keys is not None and self.store.generation == self._written_generation:
             return self._written_keys.intersection(keys)
         self._written_keys = None
-        return self.store.stored_band_keys(keys, path)
+        return self.store.stored_band_keys(keys, path, self.tenant)
 
     def _skip_job(self, job: Job, reason: str) -> None:
         """Record a skipped document under the name its caller gave it (a file's path, a record's key)."""
@@ -446,6 +463,7 @@ class Ingestor:
                     text=p.text,
                     chunks=new_chunks,
                     tags=p.tags,
+                    tenant=self.tenant,
                     n_duplicates=len(p.duplicates),
                     duplicate_of=[
                         r if isinstance(r, int) else written[r]
@@ -486,6 +504,15 @@ class Ingestor:
             stale = [p for p in self.store.stale_paths() if reachable(p, follow_symlinks=follow)]
             if not stale:
                 return
+            mine, self._written_keys = self.tenant, None  # keys written for one owner say nothing of another's
+            by_owner: dict[str, list[str]] = {}
             for p in stale:
-                self.add_file(Path(p), key=p)
-            self.flush()
+                by_owner.setdefault(self.store.document_path_tenant(p) or "", []).append(p)
+            try:
+                for owner, paths in sorted(by_owner.items()):
+                    self.tenant = owner  # a document keeps its owner, and its near-duplicates are its owner's
+                    for p in paths:
+                        self.add_file(Path(p), key=p)
+                    self.flush()
+            finally:
+                self.tenant = mine

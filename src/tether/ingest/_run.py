@@ -27,6 +27,7 @@ def ingest_paths(
     batch_size: int = BATCH_CHUNKS,
     progress: Progress | None = None,
     on_progress: Listener | None = None,
+    tenant: str = "",
 ) -> IngestSummary:
     """Ingest files and folders into ``store`` incrementally; returns what was done and what was skipped.
 
@@ -34,6 +35,7 @@ def ingest_paths(
     writes an index: another one waits (``on_progress`` hears of it) and then finds the first one's work
     done. ``progress(done, total, path)`` is called as each file is queued; ``on_progress`` gets an
     :class:`~tether.ingest.IngestProgress` after each step (files read, chunks embedded, batches written).
+    ``tenant``: the owner of the documents written ('' = the shared corpus every tenant's allowlist reads from).
     """
     gone = missing(paths)
     if gone:
@@ -42,7 +44,7 @@ def ingest_paths(
     tracker = Tracker(on_progress)
     with ingest_lock(store.path, tracker.waiting):
         t0 = time.perf_counter()
-        ing = Ingestor(store, embedder, settings, batch_size=batch_size)
+        ing = Ingestor(store, embedder, settings, batch_size=batch_size, tenant=tenant)
         sources = list(discover(paths, follow_symlinks=settings.follow_symlinks))
         tracker.start(len(sources), {s.key: _size(s.path) for s in sources if s.reason is None})
         ing.tracker = tracker

@@ -116,7 +116,7 @@ class RetrieveStage(_Base):
             state.events.append(TraceEvent(stage="config", detail={"config_hash": state.config_hash}))
         if state.caller.tenant is not None:  # the tenant's allowlist, applied inside the store's queries
             t_cfg = t.settings.tenants[state.caller.tenant]
-            allow = SourceAllowlist(paths=list(t_cfg.sources), tags=list(t_cfg.tags))
+            allow = SourceAllowlist(paths=list(t_cfg.sources), tags=list(t_cfg.tags), owner=state.caller.tenant)
             state.filters = (state.filters or SearchFilters()).model_copy(update={"allow": allow})
             ctx.span.set("tenant", state.caller.tenant)
         state.hits = retriever.search(

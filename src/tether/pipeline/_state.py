@@ -39,6 +39,8 @@ class RequestState:
     mode: Mode = "hybrid"
     filters: SearchFilters | None = None
     conversation_id: str | None = None
+    original_question: str | None = None  # the follow-up as the user wrote it, when ``question`` is its rewrite
+    rewrite_reason: str = ""
     budget: dict[str, float] = field(default_factory=dict)  # reserved for the routing issue's budgets
     query_vector: npt.NDArray[np.float32] | None = None
     candidates: int = 0  # how many hits retrieval handed on (before reranking cut them to k)

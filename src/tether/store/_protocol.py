@@ -85,6 +85,8 @@ class NewDocument:
     n_duplicates: int = 0
     duplicate_of: list[int] = field(default_factory=list)
     """Stored chunk ids that this document's dropped near-duplicates matched."""
+    tenant: str | None = None
+    """The tenant that owns the document ('' = the shared corpus); None keeps the stored document's owner."""
 
 
 class Store(Protocol):

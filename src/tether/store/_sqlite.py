@@ -19,9 +19,10 @@ from tether.store._ann import AnnIndex
 from tether.store._lexical import LexicalIndex
 from tether.store._protocol import ChunkRow, NewDocument, ScoredId
 
-SCHEMA_VERSION = 3
-"""v3 added ``chunks.injection`` (the injection detector's score; NULL = not scanned); v2 indexes are upgraded in
-place on open."""
+SCHEMA_VERSION = 4
+"""v4 added ``documents.tenant`` (the tenant that owns a document uploaded through the service; '' = the shared
+corpus), v3 ``chunks.injection`` (the injection detector's score; NULL = not scanned); v2 and v3 indexes are
+upgraded in place on open."""
 FTS_TOKENIZE = "porter unicode61 remove_diacritics 2"
 
 _SCHEMA = f"""
@@ -37,7 +38,8 @@ CREATE TABLE IF NOT EXISTS documents (
     text TEXT NOT NULL,
     n_chunks INTEGER NOT NULL,
     n_duplicates INTEGER NOT NULL DEFAULT 0,
-    ingested_at REAL NOT NULL
+    ingested_at REAL NOT NULL,
+    tenant TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY,
@@ -136,6 +138,7 @@ class SQLiteStore:
         self._lexical: LexicalIndex | None = None
         self._cache_lock = threading.RLock()  # derived caches are synced and searched by one thread at a time
         self._count: tuple[int, int] = (-1, 0)  # (generation, chunks)
+        self._owned: tuple[int, bool] = (-1, False)  # (generation, whether a tenant owns a document)
         self._matrix: npt.NDArray[np.float32] | None = None
         self._ids: npt.NDArray[np.int64] | None = None
         self._loaded_generation = -1
@@ -160,20 +163,23 @@ class SQLiteStore:
         if version is None:
             store._set_meta("schema_version", str(SCHEMA_VERSION))
             store._set_meta("generation", "0")
-        elif int(version) == 2:
-            store._upgrade_from_v2()
+        elif int(version) in (2, 3):
+            store._upgrade()
         elif int(version) != SCHEMA_VERSION:
             raise IndexMismatchError(
                 f"{p} has index layout v{version}, this Tether reads v{SCHEMA_VERSION}; re-ingest into a new index"
             )
         return store
 
-    def _upgrade_from_v2(self) -> None:
-        """Add ``chunks.injection`` (NULL: chunks ingested before the detector are not scanned) in one transaction;
-        another process upgrading the same file at once finds the column there and leaves it."""
+    def _upgrade(self) -> None:
+        """Add the columns of later layouts, in one transaction: ``chunks.injection`` (NULL: chunks ingested before
+        the detector are not scanned) and ``documents.tenant`` ('': every stored document is the shared corpus).
+        Another process upgrading the same file at once finds the columns there and leaves them."""
         with immediate(self._conn) as c:
             if "injection" not in {r[1] for r in c.execute("PRAGMA table_info(chunks)")}:
                 c.execute("ALTER TABLE chunks ADD COLUMN injection REAL")
+            if "tenant" not in {r[1] for r in c.execute("PRAGMA table_info(documents)")}:
+                c.execute("ALTER TABLE documents ADD COLUMN tenant TEXT NOT NULL DEFAULT ''")
             self._set_meta("schema_version", str(SCHEMA_VERSION))
 
     @property
@@ -310,8 +316,9 @@ class SQLiteStore:
         else:
             top = c.execute("SELECT COALESCE(MAX(id), 0) FROM chunks").fetchone()[0]
             first_id = max(int(self._meta("next_chunk_id") or 0), int(top) + 1)
-        old = c.execute("SELECT tags FROM documents WHERE path=?", (doc.path,)).fetchone()
+        old = c.execute("SELECT tags, tenant FROM documents WHERE path=?", (doc.path,)).fetchone()
         tags = set(doc.tags) | (set(json.loads(old[0])) if old else set())
+        tenant = doc.tenant if doc.tenant is not None else (str(old[1]) if old else "")
         if old is not None:
             # only when there is one: a DELETE that could reach FTS5 (through the cascade to chunks and their
             # delete trigger) makes FTS5 write its pending tokens out, even when it deletes nothing (104 us a
@@ -320,7 +327,7 @@ class SQLiteStore:
         c.execute("DELETE FROM dup_refs WHERE doc_path=?", (doc.path,))
         cur = c.execute(
             "INSERT INTO documents(path, title, mtime, content_hash, size, tags, text, n_chunks,"
-            " n_duplicates, ingested_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            " n_duplicates, ingested_at, tenant) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (
                 doc.path,
                 doc.title,
@@ -332,6 +339,7 @@ class SQLiteStore:
                 len(doc.chunks),
                 doc.n_duplicates,
                 datetime.now(UTC).timestamp(),
+                tenant,
             ),
         )
         doc_id = int(cur.lastrowid or 0)
@@ -449,8 +457,9 @@ class SQLiteStore:
             c.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'")
         return n > 0
 
-    def stored_band_keys(self, band_keys: list[bytes], exclude_path: str) -> set[bytes]:
-        """The keys among ``band_keys`` that a stored chunk outside ``exclude_path`` has (one query for a document).
+    def stored_band_keys(self, band_keys: list[bytes], exclude_path: str, tenant: str = "") -> set[bytes]:
+        """The keys among ``band_keys`` that a stored chunk outside ``exclude_path`` has (one query for a document),
+        among the documents of ``tenant`` ('' = the shared corpus): near-duplicates never cross tenants.
 
         Only a chunk with one of these can have a stored near-duplicate, so the ingest asks
         :meth:`near_duplicates` for those alone.
@@ -464,23 +473,29 @@ class SQLiteStore:
                 bytes(r[0])
                 for r in self._conn.execute(
                     f"SELECT DISTINCT l.band FROM lsh l JOIN chunks c ON c.id = l.chunk_id"
-                    f" JOIN documents d ON d.id = c.doc_id WHERE l.band IN ({marks}) AND d.path != ?",
-                    [*part, exclude_path],
+                    f" JOIN documents d ON d.id = c.doc_id WHERE l.band IN ({marks}) AND d.path != ? AND d.tenant = ?",
+                    [*part, exclude_path, tenant],
                 )
             )
         return out
 
     def near_duplicates(
-        self, band_keys: list[bytes], signature: npt.NDArray[np.uint64], threshold: float, exclude_path: str
+        self,
+        band_keys: list[bytes],
+        signature: npt.NDArray[np.uint64],
+        threshold: float,
+        exclude_path: str,
+        tenant: str = "",
     ) -> list[int]:
-        """Stored chunks (outside ``exclude_path``) whose estimated Jaccard with ``signature`` >= threshold."""
+        """Stored chunks (outside ``exclude_path``, of ``tenant``'s documents) whose estimated Jaccard with
+        ``signature`` >= threshold."""
         if not band_keys:
             return []
         marks = ",".join("?" * len(band_keys))
         rows = self._conn.execute(
             f"SELECT DISTINCT c.id, c.minhash FROM lsh l JOIN chunks c ON c.id = l.chunk_id"
-            f" JOIN documents d ON d.id = c.doc_id WHERE l.band IN ({marks}) AND d.path != ?",
-            [*band_keys, exclude_path],
+            f" JOIN documents d ON d.id = c.doc_id WHERE l.band IN ({marks}) AND d.path != ? AND d.tenant = ?",
+            [*band_keys, exclude_path, tenant],
         ).fetchall()
         out = []
         for cid, blob in rows:
@@ -490,11 +505,24 @@ class SQLiteStore:
         return out
 
     # -- searching -------------------------------------------------------------
+    def has_owned_documents(self) -> bool:
+        """Whether a tenant owns any stored document (read once a generation)."""
+        gen = self.generation
+        with self._cache_lock:
+            if self._owned[0] != gen:
+                row = self._conn.execute("SELECT EXISTS (SELECT 1 FROM documents WHERE tenant != '')").fetchone()
+                self._owned = (gen, bool(row[0]))
+            return self._owned[1]
+
     def _filter_sql(self, filters: SearchFilters | None) -> tuple[str, list[Any]]:
-        if filters is None:
-            return "", []
         parts: list[str] = []
         args: list[Any] = []
+        if filters is None or filters.allow is None:
+            # no tenant asks: a tenant's own documents are never in the answer (checked only where there are any)
+            if self.has_owned_documents():
+                parts.append("d.tenant = ''")
+            if filters is None:
+                return (" AND " + parts[0]) if parts else "", args
         if filters.path_glob:
             parts.append("d.path GLOB ?")
             args.append(filters.path_glob)
@@ -508,15 +536,21 @@ class SQLiteStore:
             parts.append("d.mtime <= ?")
             args.append(filters.modified_before.timestamp())
         if filters.allow is not None:
+            allow = filters.allow
             anyof: list[str] = []
-            for g in filters.allow.paths:
+            allow_args: list[Any] = [allow.owner or ""]
+            for g in allow.paths:
                 anyof.append("d.path GLOB ? OR d.path GLOB ?")
-                args.extend([g, "*/" + g.lstrip("/")])
-            if filters.allow.tags:
-                marks = ",".join("?" * len(filters.allow.tags))
+                allow_args.extend([g, "*/" + g.lstrip("/")])
+            if allow.tags:
+                marks = ",".join("?" * len(allow.tags))
                 anyof.append(f"EXISTS (SELECT 1 FROM json_each(d.tags) WHERE value IN ({marks}))")
-                args.extend(filters.allow.tags)
-            parts.append("(" + " OR ".join(anyof) + ")" if anyof else "0")  # an empty allowlist allows nothing
+                allow_args.extend(allow.tags)
+            shared = "(" + " OR ".join(anyof) + ")" if anyof else "0"  # an empty allowlist allows nothing
+            # the tenant's own uploads, and of the shared corpus ('') what its allowlist names; never another's.
+            # With no owner ('' ) the first test is the shared corpus itself, still limited by the allowlist below.
+            parts.append(f"((d.tenant != '' AND d.tenant = ?) OR (d.tenant = '' AND {shared}))")
+            args.extend(allow_args)
         return (" AND " + " AND ".join(parts)) if parts else "", args
 
     def lexical_search(
@@ -784,7 +818,8 @@ class SQLiteStore:
 
     def document(self, doc_id: int) -> DocumentMeta | None:
         r = self._conn.execute(
-            "SELECT id, path, title, mtime, content_hash, size, tags, n_chunks, n_duplicates FROM documents WHERE id=?",
+            "SELECT id, path, title, mtime, content_hash, size, tags, n_chunks, n_duplicates, tenant FROM documents"
+            " WHERE id=?",
             (doc_id,),
         ).fetchone()
         if r is None:
@@ -799,7 +834,33 @@ class SQLiteStore:
             tags=json.loads(r[6]),
             n_chunks=r[7],
             n_duplicates=r[8],
+            tenant=r[9],
         )
+
+    def documents(
+        self, filters: SearchFilters | None = None, limit: int = 1000, offset: int = 0, *, every_owner: bool = False
+    ) -> list[DocumentMeta]:
+        """Stored documents that ``filters`` allow (a tenant's allowlist and own uploads), by path; without filters
+        the shared corpus, or with ``every_owner`` (the operator's view) every document."""
+        where, args = ("", []) if every_owner and filters is None else self._filter_sql(filters)
+        ids = [
+            int(r[0])
+            for r in self._conn.execute(
+                f"SELECT d.id FROM documents d WHERE 1{where} ORDER BY d.path LIMIT ? OFFSET ?", [*args, limit, offset]
+            )
+        ]
+        return [m for m in (self.document(i) for i in ids) if m is not None]
+
+    def visible(self, doc_id: int, filters: SearchFilters | None) -> bool:
+        """Whether the document ``doc_id`` exists and ``filters`` allow it (the same test search applies)."""
+        where, args = self._filter_sql(filters)
+        row = self._conn.execute(f"SELECT 1 FROM documents d WHERE d.id = ?{where}", [doc_id, *args]).fetchone()
+        return row is not None
+
+    def document_path_tenant(self, path: str) -> str | None:
+        """The owner of the stored document at ``path`` ('' = shared), or None when there is none."""
+        row = self._conn.execute("SELECT tenant FROM documents WHERE path=?", (path,)).fetchone()
+        return None if row is None else str(row[0])
 
     def document_text(self, doc_id: int) -> str:
         r = self._conn.execute("SELECT text FROM documents WHERE id=?", (doc_id,)).fetchone()

@@ -310,11 +310,16 @@ class TraceReader:
     def __exit__(self, *exc: object) -> None:
         self._conn.close()
 
-    def traces(self, *, since: str | None = None, abstained: bool | None = None, limit: int = 50) -> list[TraceSummary]:
-        """The newest traces first: started at or after ``since`` (UTC ISO text), abstained or not, at most
-        ``limit`` (0 = all)."""
+    def traces(
+        self, *, since: str | None = None, abstained: bool | None = None, limit: int = 50, tenant: str | None = None
+    ) -> list[TraceSummary]:
+        """The newest traces first: started at or after ``since`` (UTC ISO text), abstained or not, of ``tenant``'s
+        requests when given, at most ``limit`` (0 = all)."""
         where: list[str] = ["1"]
         args: list[object] = []
+        if tenant is not None:
+            where.append("json_extract(attributes, '$.\"caller.tenant\"') = ?")
+            args.append(tenant)
         if since is not None:
             where.append("started >= ?")
             args.append(since)
