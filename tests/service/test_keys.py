@@ -21,7 +21,7 @@ def test_a_key_authenticates_to_its_tenant_and_role_and_its_secret_is_not_stored
     assert token.startswith("tth_") and key.active
     got = store.authenticate(token)
     assert got is not None and (got.tenant, got.role, got.id) == ("acme", "clerk", key.id) and got.last_used
-    secret = token.rsplit("_", 1)[1]
+    secret = token[len("tth_") + 17 :]  # the secret may hold "_" itself
     store.close()
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
     assert secret.encode() not in raw and token.encode() not in raw

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from tether._api import Tether
 from tether.cli._common import ConfigOpt, JsonOpt, _emit_json, _progress, err, eval_app, out
-from tether.errors import TetherError
+from tether.errors import DataError, RequestError, TetherError
 
 
 @eval_app.command("retrieval")
@@ -303,16 +303,40 @@ def eval_compare(
 
 @eval_app.command("from-feedback")
 def eval_from_feedback(
-    feedback: Annotated[Path, typer.Argument(help="feedback records, JSON Lines (see tether.contracts.Feedback)")],
+    feedback: Annotated[
+        Path | None,
+        typer.Argument(help="feedback records, JSON Lines (see tether.contracts.Feedback); or --service"),
+    ] = None,
+    service: Annotated[
+        bool, typer.Option("--service", help="read the feedback `tether serve` stored (service.data_path)")
+    ] = False,
+    tenant: Annotated[str | None, typer.Option("--tenant", help="with --service: only this tenant's")] = None,
     out_path: Annotated[Path, typer.Option("--out", help="where to write the draft cases")] = Path(
         "evals/drafts/from_feedback.yaml"
     ),
+    config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Turn thumbs-down feedback into draft eval cases for review (feedback becomes tests)."""
     from tether.evals._feedback import draft_cases, load_feedback, write_drafts
 
-    records = load_feedback(feedback)
+    if (feedback is None) == (not service):
+        raise RequestError("name a feedback file, or --service for the service's stored feedback (one of the two)")
+    if feedback is not None:
+        records = load_feedback(feedback)
+    else:
+        from tether.config import load_settings, resolve_path
+        from tether.service._data import ServiceData
+
+        settings = load_settings(config)
+        path = resolve_path(settings.service.data_path, settings.root)
+        if not path.is_file():
+            raise DataError(f"{path}: no service data yet (`tether serve` stores feedback there)")
+        data = ServiceData(path)
+        try:
+            records = [r.feedback for r in data.feedback(tenant, limit=1_000_000)]
+        finally:
+            data.close()
     drafts = draft_cases(records)
     write_drafts(drafts, out_path)
     if as_json:

@@ -37,5 +37,8 @@ class NoTracing:
     def request(self, name: str, attributes: dict[str, Any]) -> Iterator[NoRequest]:
         yield _REQUEST
 
+    def flush(self, timeout_s: float = 30.0) -> bool:
+        return True
+
     def close(self) -> None:
         return None

@@ -1,0 +1,41 @@
+"""Prometheus metrics of one service: requests, latency, answers (abstained, withheld), verifier rejections,
+injection flags, ingest jobs, feedback. Each service has its own registry (tests run several in one process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from tether.contracts import Answer
+
+_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("tether_http_requests", "HTTP requests", ["route", "method", "status"], registry=r)
+        self.latency = Histogram(
+            "tether_http_request_seconds", "HTTP request latency", ["route"], buckets=_BUCKETS, registry=r
+        )
+        self.in_flight = Gauge("tether_http_in_flight", "requests being served", registry=r)
+        self.answers = Counter("tether_answers", "answers given", ["tenant", "outcome"], registry=r)
+        self.rejected_claims = Counter(
+            "tether_verifier_rejected_claims", "claims the verifier rejected", ["tenant"], registry=r
+        )
+        self.jobs = Counter("tether_ingest_jobs", "ingest jobs finished", ["status"], registry=r)
+        self.feedback = Counter("tether_feedback", "feedback records stored", ["rating"], registry=r)
+
+    def answer(self, tenant: str, a: Answer) -> None:
+        outcome = "withheld" if a.reason.startswith("policy") else "abstained" if a.abstained else "answered"
+        self.answers.labels(tenant, outcome).inc()
+        rejected = 0
+        for e in a.trace:
+            verdicts = e.detail.get("verdicts") if e.stage.startswith("verify") else None
+            if isinstance(verdicts, list):
+                rejected += sum(1 for v in verdicts if isinstance(v, dict) and v.get("label") != "SUPPORTED")
+        if rejected:
+            self.rejected_claims.labels(tenant).inc(rejected)
+
+    def text(self) -> bytes:
+        return generate_latest(self.registry)
