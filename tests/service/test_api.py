@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 from fastapi.testclient import TestClient
@@ -163,6 +165,14 @@ def test_feedback_is_stored_per_tenant(env: Env) -> None:
     assert env.client.get("/v1/feedback", headers=env.h("globex")).json() == []
     bad = env.client.post("/v1/feedback", headers=env.h("acme"), json={**body, "rating": "meh"})
     assert bad.status_code == 422 and bad.json()["error"]["message"].startswith("rating:")
+    # the operator turns the stored thumbs-down into draft eval cases
+    out = env.root / "drafts.yaml"
+    cli = [sys.executable, "-m", "tether", "eval", "from-feedback", "--service", "--tenant", "acme", "--out", str(out)]
+    done = subprocess.run([*cli, "--json"], cwd=env.root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["drafts"] >= 1 and "35 euros in Porto" in out.read_text()
+    none = subprocess.run(cli[:5], cwd=env.root, capture_output=True, text=True, timeout=120)
+    assert none.returncode == 2 and "one of the two" in none.stderr and "Traceback" not in none.stderr
 
 
 def test_openai_clients_get_a_grounded_completion(env: Env) -> None:
