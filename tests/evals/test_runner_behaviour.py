@@ -197,3 +197,32 @@ input:
     assert [t.question for t in result.turns] == [s.user for s in case.steps()]
     assert [t.passed for t in result.turns] == [True, True, True], result.explain()
     assert {s.name for s in result.turns[2].scores} >= {"abstention"}
+
+
+def test_a_follow_up_turn_is_asked_as_rewritten_from_the_conversation(
+    tether_answering_all: Tether, tmp_path: Path
+) -> None:
+    p = tmp_path / "follow.yaml"
+    p.write_text(
+        """
+id: follow
+input:
+  context_docs:
+    - "The daily meal allowance is 40 euros in Lisbon. The daily meal allowance is 35 euros in Porto."
+  turns:
+    - user: "What is the daily meal allowance in Lisbon?"
+      expected: {must_include: ["40 euros"]}
+    - user: "and in Porto?"
+      expected: {must_include: ["35 euros"]}
+""",
+        encoding="utf-8",
+    )
+    (case,) = load_cases(p)
+    with_memory = EvalRunner(tether_answering_all).run_case(case)
+    assert [t.standalone for t in with_memory.turns] == [
+        "What is the daily meal allowance in Lisbon?",
+        "What is the daily meal allowance in Porto?",
+    ]
+    assert [t.passed for t in with_memory.turns] == [True, True], with_memory.explain()
+    alone = EvalRunner(tether_answering_all, options=RunOptions(memory=False)).run_case(case)
+    assert alone.turns[1].standalone == "and in Porto?"  # asked as written: the comparison arm

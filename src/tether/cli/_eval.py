@@ -87,6 +87,9 @@ def eval_run(
     ] = 120.0,
     retries: Annotated[int, typer.Option(min=0, help="retries with backoff on transient errors")] = 2,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="ask again even if an answer is cached")] = False,
+    memory: Annotated[
+        bool, typer.Option("--memory/--no-memory", help="multi-turn cases: rewrite follow-ups from the conversation")
+    ] = True,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="count model calls and tokens; run nothing")] = False,
     tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="only cases with this tag")] = None,
     baseline: Annotated[
@@ -130,7 +133,12 @@ def eval_run(
     t = Tether.open(config)
     store = _eval_store(t)
     opts = RunOptions(
-        concurrency=concurrency, timeout_s=timeout, retries=retries, repeat=repeat, use_cache=not no_cache
+        concurrency=concurrency,
+        timeout_s=timeout,
+        retries=retries,
+        repeat=repeat,
+        use_cache=not no_cache,
+        memory=memory,
     )
     runner = EvalRunner(t, store, opts)
     if dry_run:

@@ -28,6 +28,8 @@ from tether.evals._llm_judge import LLMJudge, choose_judge
 from tether.evals._results import CaseResult, RunReport, RunSummary, TurnResult
 from tether.evals._scorers import Judge, ScoreContext, score_answer
 from tether.evals._store import EvalStore
+from tether.memory import Turn as MemoryTurn
+from tether.memory import rewrite_followup
 
 Progress = Callable[[int, int], None]
 _TIMED_OUT = "timed out after"
@@ -58,6 +60,7 @@ class RunOptions:
     retries: int = 2
     repeat: int = 1
     use_cache: bool = True
+    memory: bool = True  # multi-turn cases: each follow-up is rewritten from the conversation, as the service does
 
 
 def _slug(text: str) -> str:
@@ -182,17 +185,24 @@ class EvalRunner:
             target = self._target(case)
             store = target.store()
             ctx = ScoreContext(document_text=store.document_text, judge=self.judge)
+            history: list[MemoryTurn] = []
             for step in case.steps():
                 q0 = time.perf_counter()
+                asked = step.user
+                if self.options.memory and case.input.turns:
+                    asked = rewrite_followup(history, step.user).question
+                    history.append(MemoryTurn(role="user", text=asked))
                 try:
-                    answer, cached = self._ask(case, target, step.user, repeat)
+                    answer, cached = self._ask(case, target, asked, repeat)
                 except TetherError as e:
-                    result.turns.append(TurnResult(question=step.user, error=str(e)))
+                    result.turns.append(TurnResult(question=step.user, standalone=asked, error=str(e)))
                     continue
+                history.append(MemoryTurn(role="assistant", text=answer.text))
                 scores = score_answer(step.expected, case.scoring, answer, ctx)
                 result.turns.append(
                     TurnResult(
                         question=step.user,
+                        standalone=asked,
                         answer=answer,
                         latency_ms=(time.perf_counter() - q0) * 1000,
                         cached=cached,

@@ -24,6 +24,7 @@ class Score(BaseModel):
 
 class TurnResult(BaseModel):
     question: str
+    standalone: str | None = Field(None, description="what was asked: the turn rewritten from the conversation")
     answer: Answer | None = None
     error: str | None = None
     latency_ms: float = 0.0
