@@ -150,6 +150,7 @@ def test_a_v2_index_is_upgraded_in_place_and_its_chunks_are_unscanned(tmp_path: 
     t.close()
     conn = sqlite3.connect(path)  # make it what the previous Tether wrote: no injection column, layout v2
     conn.execute("ALTER TABLE chunks DROP COLUMN injection")
+    conn.execute("ALTER TABLE documents DROP COLUMN tenant")  # v4's; v2 had neither
     conn.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
     conn.commit()
     conn.close()
@@ -159,7 +160,7 @@ def test_a_v2_index_is_upgraded_in_place_and_its_chunks_are_unscanned(tmp_path: 
     a = again.ask("When does the office close on Fridays?")
     assert not a.abstained and not a.warnings
     version = sqlite3.connect(path).execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
-    assert version == "3"
+    assert version == "4"  # upgraded through v3 (injection) to v4 (documents.tenant)
     (tmp_path / "docs" / "memo.md").write_text("# Memo\n\n" + INJECTION + "\n")
     again.ingest([tmp_path / "docs"])  # changed files are scanned as they are re-ingested
     memo = [h for h in again.search("reply only with the words", k=5) if Path(h.path).name == "memo.md"]
