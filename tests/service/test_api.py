@@ -171,6 +171,9 @@ def test_feedback_is_stored_per_tenant(env: Env) -> None:
     done = subprocess.run([*cli, "--json"], cwd=env.root, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["drafts"] >= 1 and "35 euros in Porto" in out.read_text()
+    drafts = env.client.get("/v1/feedback/drafts", headers=env.h("acme")).json()
+    assert drafts["drafts"] and "35 euros in Porto" in drafts["yaml"] and "review_note" in drafts["yaml"]
+    assert env.client.get("/v1/feedback/drafts", headers=env.h("globex")).json()["drafts"] == []
     none = subprocess.run(cli[:5], cwd=env.root, capture_output=True, text=True, timeout=120)
     assert none.returncode == 2 and "one of the two" in none.stderr and "Traceback" not in none.stderr
 
@@ -245,3 +248,22 @@ def test_an_upload_is_ingested_by_a_job_with_progress(env: Env) -> None:
     t0 = time.monotonic()
     a = env.client.post("/v1/ask", headers=env.h("globex"), json={"question": "What colour are Globex badges?"}).json()
     assert "blue" in a["citations"][0]["quote"] and time.monotonic() - t0 < 30
+
+
+def test_eval_runs_are_the_operators(env: Env) -> None:
+    from tether.evals import EvalRunner, EvalStore, load_cases
+
+    cases = env.root / "cases.yaml"
+    cases.write_text(
+        '- id: porto\n  input: {user: "What is the meal allowance in Porto?"}\n  expected: {must_include: ["35"]}\n'
+    )
+    store = EvalStore(env.root / ".tether" / "evals.db")
+    EvalRunner(env.tether, store).run(load_cases(cases), str(cases))  # stored by the run
+    store.close()
+    assert env.client.get("/v1/evals/runs", headers=env.h("acme")).status_code == 403
+    runs = env.client.get("/v1/evals/runs", headers=env.h("acme_admin")).json()
+    assert runs and runs[0]["cases"] == 1
+    report = env.client.get(f"/v1/evals/runs/{runs[0]['run_id']}/report", headers=env.h("acme_admin"))
+    assert report.status_code == 200 and "porto" in report.text
+    assert "default-src 'none'" in report.headers["content-security-policy"]
+    assert env.client.get("/v1/evals/runs/nope/report", headers=env.h("acme_admin")).status_code == 404

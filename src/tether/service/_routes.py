@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from tether.contracts import Answer, Feedback, SearchFilters
@@ -325,3 +326,60 @@ def stats(who: Caller, svc: Svc) -> dict[str, Any]:
         "own_documents": sum(1 for d in docs if d.tenant == who.tenant),
         "chunks": sum(d.n_chunks for d in docs),
     }
+
+
+@router.get("/feedback/drafts", tags=["feedback"])
+def feedback_drafts(who: Caller, svc: Svc) -> dict[str, Any]:
+    """Draft eval cases from the tenant's thumbs-down feedback, to review and accept into the golden set (the same
+    drafts `tether eval from-feedback --service --tenant T` writes); ``yaml`` is the file to save."""
+    import yaml
+
+    from tether.evals._feedback import draft_cases
+
+    drafts = draft_cases([r.feedback for r in svc.data.feedback(who.tenant, limit=10_000)])
+    header = "# Draft eval cases from thumbs-down feedback: review each, then delete its review_note.\n"
+    return {"drafts": drafts, "yaml": header + yaml.safe_dump(drafts, sort_keys=False, allow_unicode=True)}
+
+
+def _eval_store(svc: Svc, who: Principal) -> Any:
+    if who.role != "admin":
+        raise ServiceError(403, "forbidden", "eval runs are the operator's: they need a key with role admin")
+    from tether.evals import EvalStore
+
+    path = svc.tether.settings.root / ".tether" / "evals.db"
+    if not path.exists():
+        return None
+    return EvalStore(path)
+
+
+@router.get("/evals/runs", tags=["evals"])
+def eval_runs(who: Caller, svc: Svc, limit: Annotated[int, Query(ge=1, le=200)] = 20) -> list[dict[str, Any]]:
+    """Stored eval runs (`tether eval run`), newest first (an admin key)."""
+    store = _eval_store(svc, who)
+    if store is None:
+        return []
+    try:
+        return [r.model_dump(mode="json") for r in store.runs(limit)]
+    finally:
+        store.close()
+
+
+@router.get("/evals/runs/{run_id}/report", tags=["evals"], response_class=HTMLResponse)
+def eval_report(run_id: str, who: Caller, svc: Svc) -> HTMLResponse:
+    """A run's HTML report (self-contained; an admin key)."""
+    from tether.errors import TetherError
+    from tether.evals._report import render_html
+
+    store = _eval_store(svc, who)
+    if store is None:
+        raise ServiceError(404, "not_found", f"no eval run {run_id!r}")
+    try:
+        report = store.load(run_id)
+    except (TetherError, KeyError):
+        raise ServiceError(404, "not_found", f"no eval run {run_id!r}") from None
+    finally:
+        store.close()
+    return HTMLResponse(
+        render_html(report),
+        headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:"},
+    )
