@@ -316,14 +316,18 @@ class Tether:
             state.answer.trace_id = state.trace_id
         return state.answer
 
-    def _audit_answer(self, answer: Answer, kind: str = "answer") -> None:
+    def _audit_answer(self, answer: Answer, kind: str = "answer", caller: Caller | None = None) -> None:
         from tether.guard import open_audit_log
 
+        who: dict[str, str] = {}
+        if caller is not None and caller.tenant is not None:  # the service's requests: whose entry this is
+            who = {"tenant": caller.tenant, **({"user": caller.user} if caller.user else {})}
         with open_audit_log(self.settings) as log:  # with audit.key_file / checkpoint_path when configured
             log.append(
                 kind,
                 "tether",
                 {
+                    **who,
                     "question": answer.question,
                     "abstained": answer.abstained,
                     "support": round(answer.support, 4),

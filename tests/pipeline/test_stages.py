@@ -127,3 +127,14 @@ def test_audit_stage_logs_answers_and_refusals(t: Tether) -> None:
     report = verify_file(path)
     assert report.ok and report.entries == before + 2
     assert AuditStage.always and not AnswerStage.always
+    # a service request's entry names its tenant and user (every audit entry is someone's)
+    served = state("How much sun do tomatoes need?")
+    for stage in (RetrieveStage(), RerankStage(), AnswerStage()):
+        stage(served, ctx(t))
+    served.caller = Caller(role="user", classification="internal", tenant="acme", user="ana")
+    AuditStage()(served, ctx(t))
+    from tether.guard import AuditLog
+
+    with AuditLog.open(path, read_only=True) as log:
+        last = list(log.entries())[-1]
+    assert last.kind == "answer" and (last.payload["tenant"], last.payload["user"]) == ("acme", "ana")

@@ -316,5 +316,5 @@ class AuditStage(_Base):
         if not t.settings.audit.enabled or state.answer is None:
             ctx.span.set("audited", False)
             return
-        t._audit_answer(state.answer, kind="refusal" if state.withheld else "answer")
+        t._audit_answer(state.answer, kind="refusal" if state.withheld else "answer", caller=state.caller)
         ctx.span.set("audited", True)
