@@ -267,3 +267,17 @@ def test_eval_runs_are_the_operators(env: Env) -> None:
     assert report.status_code == 200 and "porto" in report.text
     assert "default-src 'none'" in report.headers["content-security-policy"]
     assert env.client.get("/v1/evals/runs/nope/report", headers=env.h("acme_admin")).status_code == 404
+
+
+def test_random_searches_through_the_api_never_cross_tenants(env: Env) -> None:
+    import random
+
+    rng = random.Random(3)  # 1,000 searches, each mode, both tenants
+    words = ["Globex", "launch", "code", "Falcon", "meal", "allowance", "Porto", "Lisbon", "vacation", "contractors",
+             "travel", "desk", "agency", "staff", "7731", "ALPHA", "euros", "days", "project"]  # fmt: skip
+    for _ in range(500):
+        q = " ".join(rng.sample(words, 3))
+        for who, allowed in (("acme", "/shared/"), ("globex", "/uploads/globex/")):
+            mode = rng.choice(["hybrid", "lexical", "dense"])
+            hits = env.client.post("/v1/search", headers=env.h(who), json={"query": q, "k": 20, "mode": mode}).json()
+            assert all(allowed in h["path"] for h in hits["hits"]), (who, q, [h["path"] for h in hits["hits"]])
