@@ -80,6 +80,14 @@ def test_new_topic_falls_back_to_the_rules() -> None:
     assert r.reason.startswith("model rewrite rejected: ") and "salary" in r.reason
 
 
+def test_a_rewrite_that_drops_the_follow_ups_own_words_falls_back() -> None:
+    # seen from SmolLM2 through a real llama.cpp server: "and in Porto?" came back as "And in Lisbon?"
+    g = _gen(json.dumps({"question": "And in Lisbon?"}))
+    r = llm_rewrite(g, HISTORY, "and in Porto?")
+    assert r.method == "offline" and "Porto" in r.question and "Lisbon" not in r.question
+    assert "dropped words of the follow-up (porto)" in r.reason
+
+
 def test_exception_falls_back_to_the_rules() -> None:
     g = _gen(TimeoutError("model server timed out"))
     r = llm_rewrite(g, HISTORY, "and in Porto?")

@@ -631,8 +631,8 @@ _SCHEMA: dict[str, Any] = {
 
 def llm_rewrite(generator: Generator, history: list[Turn], question: str) -> Rewrite:
     """Ask ``generator`` for the standalone question; fall back to :func:`rewrite_followup` (method
-    ``"offline"``, the reason saying why) when the call fails or the rewrite is empty, too long or brings in
-    content words found neither in the history nor in the question.
+    ``"offline"``, the reason saying why) when the call fails or the rewrite is empty, too long, brings in
+    content words found neither in the history nor in the question, or drops a content word of the question.
 
     With no earlier user question the model is not called and the question comes back unchanged.
 
@@ -712,4 +712,9 @@ def _check_rewrite(proposed: str, history: Sequence[Turn], question: str) -> str
     if new:
         shown = ", ".join(dict.fromkeys(new[:3]))
         return f"the rewrite brought in words found nowhere in the conversation ({shown})"
+    kept = _stems(proposed)
+    dropped = [w for w in content_words(question) if stem(w) not in kept]
+    if dropped:  # "and in Porto?" -> "And in Lisbon?": what the user just asked about must survive the rewrite
+        shown = ", ".join(dict.fromkeys(dropped[:3]))
+        return f"the rewrite dropped words of the follow-up ({shown})"
     return None

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tether.contracts import Answer
 from tether.service._app import Caller, Svc
 from tether.service._auth import ServiceError
-from tether.service._routes import ask_as, check_question
+from tether.service._routes import ask_as, check_question, rewrite
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 MODEL = "tether"
@@ -87,7 +87,7 @@ def models(who: Caller) -> dict[str, Any]:
 @router.post("/chat/completions", response_model=None)
 def chat_completions(body: ChatRequest, who: Caller, svc: Svc) -> dict[str, Any] | StreamingResponse:
     """An OpenAI chat completion whose content is a grounded answer (or "Not in the documents.")."""
-    from tether.memory import Turn, rewrite_followup
+    from tether.memory import Turn
 
     if body.model != MODEL:
         raise ServiceError(404, "model_not_found", f"no model {body.model!r}; this server offers {MODEL!r}")
@@ -97,7 +97,7 @@ def chat_completions(body: ChatRequest, who: Caller, svc: Svc) -> dict[str, Any]
     question = convo[-1].text()
     check_question(svc, question, "messages[-1].content")
     history = [Turn(role="user" if m.role == "user" else "assistant", text=m.text()) for m in convo[:-1]]
-    rw = rewrite_followup(history, question)
+    rw = rewrite(svc, history, question)
     a = ask_as(
         svc,
         who,

@@ -47,6 +47,16 @@ def filters_of(tags: list[str], path_glob: str | None) -> SearchFilters | None:
     return SearchFilters(tags=tags, path_glob=path_glob) if tags or path_glob else None
 
 
+def rewrite(svc: Svc, history: list[Any], question: str) -> Any:
+    """The standalone question for a follow-up: by the configured model in llm mode (guarded: a rewrite that adds
+    words from nowhere falls back to the rules), else by the rules (offline, deterministic)."""
+    from tether.memory import llm_rewrite, rewrite_followup
+
+    if svc.tether.settings.answer.mode == "llm" and history:
+        return llm_rewrite(svc.tether._grounded().generator, history, question)
+    return rewrite_followup(history, question)
+
+
 def ask_as(svc: Svc, who: Principal, question: str, **kw: Any) -> Answer:
     """``Tether.ask`` as the key's tenant and role, counted in the metrics."""
     answer = svc.tether.ask(question, tenant=who.tenant, role=who.role, user=who.user, **kw)
@@ -142,7 +152,6 @@ def converse(svc: Svc, who: Principal, conversation_id: str, question: str, on_s
     """One turn: rewrite a follow-up from the conversation, remember what the user says of themselves, recall
     what is relevant, answer the standalone question, keep the turn."""
     from tether.memory import Turn as MemoryTurn
-    from tether.memory import rewrite_followup
 
     conv = svc.data.conversation(who.tenant, who.user, conversation_id)
     if conv is None:
@@ -151,7 +160,7 @@ def converse(svc: Svc, who: Principal, conversation_id: str, question: str, on_s
     for t in conv.turns:
         history.append(MemoryTurn(role="user", text=t.standalone))
         history.append(MemoryTurn(role="assistant", text=str(t.answer.get("text", ""))))
-    rw = rewrite_followup(history, question)
+    rw = rewrite(svc, history, question)
     remembered: list[str] = []
     recalled: list[str] = []
     if svc.facts is not None:
@@ -188,6 +197,7 @@ def converse(svc: Svc, who: Principal, conversation_id: str, question: str, on_s
         question=question,
         standalone=rw.question,
         rewrite_reason=rw.reason,
+        rewrite_method=rw.method,
         remembered=remembered,
         recalled=recalled,
         answer=answer,

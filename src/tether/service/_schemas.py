@@ -41,6 +41,9 @@ class TurnResponse(BaseModel):
     question: str = Field(description="as the user wrote it")
     standalone: str = Field(description="what retrieval was asked: the follow-up rewritten from the conversation")
     rewrite_reason: str
+    rewrite_method: Literal["none", "offline", "llm"] = Field(
+        "none", description="none: the question stood alone; offline: rewritten by rules; llm: by the model"
+    )
     remembered: list[str] = Field(default_factory=list, description="facts about the user stored from this turn")
     recalled: list[str] = Field(default_factory=list, description="stored facts relevant to this question")
     answer: Answer
