@@ -367,3 +367,26 @@ def test_documents_tab_upload_delete_errors_and_hostile_html(tab: Tab, server: S
     expect(turn.locator("button.cite").first).to_be_focused()  # focus goes back where it came from
     tab.shot("hostile-html-as-text")
     tab.clean()
+
+
+def test_review_tab_shows_feedback_drafts_and_eval_runs_for_admins(tab: Tab, server: Server) -> None:
+    page = tab.page
+    sign_in(page, server, "acme", user="rev")
+    turn = ask(page, PORTO)
+    turn.get_by_role("button", name="Thumbs down: a bad answer").click()
+    turn.get_by_label("What was wrong?").select_option("incomplete")
+    turn.get_by_label("Correct answer (optional)").fill("35 euros in Porto (review tab)")
+    turn.get_by_role("button", name="Send feedback").click()
+    expect(turn.locator(".confirm")).to_contain_text("your feedback was recorded")
+    page.get_by_role("tab", name="Review").click()
+    expect(page.locator("#drafts-info")).to_contain_text("draft case")
+    expect(page.locator("#drafts-yaml")).to_contain_text("35 euros in Porto (review tab)")
+    expect(page.locator("#drafts-download")).to_be_visible()
+    expect(page.locator("#runs-error")).to_contain_text("admin")  # a user key: eval runs are the operator's
+    tab.shot("review-drafts")
+    page.get_by_role("button", name="Forget key").click()
+    sign_in(page, server, "acme_admin")
+    page.get_by_role("tab", name="Review").click()
+    expect(page.locator("#runs-error")).to_be_hidden()
+    expect(page.locator("#runs-empty")).to_be_visible()  # none run on this server's index yet
+    tab.clean()

@@ -70,6 +70,28 @@ export async function api(method, path, { body, form, key, user } = {}) {
   return data;
 }
 
+/** A text (not JSON) response, e.g. an eval run's HTML report; errors as in `api`. */
+export async function apiText(path) {
+  const headers = { Authorization: `Bearer ${session.key}` };
+  let response;
+  try {
+    response = await fetch(path, { headers });
+  } catch (e) {
+    throw new ApiError(0, "network", `the service could not be reached: ${e.message}`);
+  }
+  const raw = await response.text();
+  if (!response.ok) {
+    let err = {};
+    try {
+      err = JSON.parse(raw).error || {};
+    } catch {
+      err = {};
+    }
+    throw new ApiError(response.status, err.code || "http_error", err.message || response.statusText);
+  }
+  return raw;
+}
+
 /** An element: `h("p", {class: "x", onclick: f}, "text", child)`. Strings become text nodes; attributes starting
  * with "on" are listeners; `true`/`false` toggle boolean attributes; null and undefined children are skipped. */
 export function h(tag, attrs = {}, ...children) {

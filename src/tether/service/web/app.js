@@ -1,8 +1,9 @@
 // Tether's web page: ask (a conversation with follow-ups), citations opening their document at the cited span,
-// feedback, the trace of each answer, and the tenant's documents (list, upload as an ingest job, delete).
+// feedback, the trace of each answer, the tenant's documents (list, upload as an ingest job, delete), and review:
+// draft eval cases from thumbs-down feedback and the eval runs (an admin key).
 // Everything the service sends is shown as text: nodes are built with `h` (text nodes), never from HTML strings.
 
-import { ApiError, api, h, session, unitOffset } from "./api.js";
+import { ApiError, api, apiText, h, session, unitOffset } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -112,7 +113,7 @@ function resetWork() {
 }
 
 // -- tabs ----------------------------------------------------------------------------------------------------------
-const TABS = ["ask", "docs"];
+const TABS = ["ask", "docs", "review"];
 
 function selectTab(name, focus = true) {
   for (const t of TABS) {
@@ -124,6 +125,7 @@ function selectTab(name, focus = true) {
     if (on && focus) tab.focus();
   }
   if (name === "docs" && !state.docsLoaded) loadDocuments();
+  if (name === "review") loadReview();
 }
 
 function tabKeys(event) {
@@ -519,6 +521,55 @@ function closeDocument(restoreFocus = true) {
   if (restoreFocus) setStatus("Document closed.");
 }
 
+// -- review: feedback drafts and eval runs ------------------------------------------------------------------------
+async function loadReview() {
+  try {
+    const got = await api("GET", "/v1/feedback/drafts");
+    const n = got.drafts.length;
+    $("drafts-info").textContent = n
+      ? `${n} draft case${n === 1 ? "" : "s"} from your organization's thumbs-down feedback.`
+      : "No thumbs-down feedback yet.";
+    $("drafts-yaml").textContent = got.yaml;
+    $("drafts-yaml").hidden = n === 0;
+    const link = $("drafts-download");
+    if (link.href) URL.revokeObjectURL(link.href);
+    link.href = URL.createObjectURL(new Blob([got.yaml], { type: "text/yaml" }));
+    link.hidden = n === 0;
+  } catch (err) {
+    $("drafts-info").textContent = describe(err);
+  }
+  showError($("runs-error"), null);
+  let runs;
+  try {
+    runs = await api("GET", "/v1/evals/runs");
+  } catch (err) {
+    $("runs-table").hidden = true;
+    $("runs-empty").hidden = true;
+    showError($("runs-error"), err);
+    return;
+  }
+  $("runs-rows").replaceChildren(...runs.map(runRow));
+  $("runs-table").hidden = runs.length === 0;
+  $("runs-empty").hidden = runs.length > 0;
+}
+
+function runRow(r) {
+  const get = h("button", { type: "button", class: "secondary" }, "Download report");
+  get.addEventListener("click", async () => {
+    try {
+      const html = await apiText(`/v1/evals/runs/${encodeURIComponent(r.run_id)}/report`);
+      const url = URL.createObjectURL(new Blob([html], { type: "text/html" }));
+      h("a", { href: url, download: `${r.run_id}.html` }).click();
+      setStatus(`Report of run ${r.run_id} downloaded.`);
+    } catch (err) {
+      setStatus(describe(err));
+    }
+  });
+  const rate = r.cases ? percent(r.pass_rate) : "-";
+  return h("tr", {}, h("td", {}, r.run_id), h("td", {}, String(r.created).slice(0, 19).replace("T", " ")),
+    h("td", {}, String(r.cases)), h("td", {}, rate), h("td", {}, get));
+}
+
 // -- documents -----------------------------------------------------------------------------------------------------
 async function loadDocuments() {
   state.docsLoaded = true;
@@ -674,6 +725,7 @@ function main() {
   });
   $("upload-form").addEventListener("submit", upload);
   $("refresh-docs").addEventListener("click", loadDocuments);
+  $("refresh-review").addEventListener("click", loadReview);
   showKeyState();
   if (!session.key) $("key-input").focus(); // with a key, nothing is focused: Tab starts at the top
   document.body.dataset.ready = "1";
