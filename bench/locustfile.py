@@ -1,5 +1,5 @@
 """Locust users for bench/service_load.py: asks and searches mixed (3:1), each user with its own conversation
-turns now and then, and a thumbs-down every 10th ask. The key and the questions come from the environment."""
+turns now and then, and a thumbs-down every 3rd ask. The key and the questions come from the environment."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ class Asker(HttpUser):
                 r.failure(f"{r.status_code}: {r.text[:200]}")
                 return
             self.asks += 1
-            if self.asks % 10 == 0:
+            if self.asks % 3 == 0:
                 a = r.json()
                 body = {"trace_id": a["trace_id"], "question": q, "answer": a["text"], "rating": "down",
                         "category": "other", "reason": "load test"}  # fmt: skip

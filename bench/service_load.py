@@ -1,5 +1,5 @@
 """Load on loopback: `tether serve` over the demo corpus, locust users asking and searching (3:1) for a bounded
-time, one ingest job running through the upload API at the start, feedback sent on every 10th ask.
+time, one ingest job running through the upload API at the start, feedback sent on every 3rd ask of each user.
 
 Reports p50/p95/p99 latency per route and overall, throughput, failures, feedback records sent vs stored, and the
 server's peak RSS. Locust runs from its own environment (it brings gevent): give its python with --locust-python.

@@ -155,6 +155,7 @@ service:                        # `tether serve` (docs/service.md)
   max_question_chars: 2000      # 422 past it
   upload_roles: [admin, editor] # roles that may upload and delete documents
   memory: true                  # remember facts users state about themselves (GET/DELETE /v1/memory/facts)
+  model_concurrency: null       # asks/searches running the models at once (null = CPU count); the rest queue
 """
 
 

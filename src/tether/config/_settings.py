@@ -354,6 +354,9 @@ class ServiceSettings(_Strict):
         default_factory=lambda: ["admin", "editor"], description="roles that may upload and delete documents"
     )
     memory: bool = Field(True, description="remember facts users state about themselves (GET/DELETE /v1/memory)")
+    model_concurrency: int | None = Field(
+        None, ge=1, description="asks and searches running the models at once (null = the CPU count); others queue"
+    )
 
 
 class TenantSettings(_Strict):

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -60,6 +62,9 @@ class Service:
     metrics: Metrics
     jobs: JobRunner
     facts: Any = None  # tether.memory.FactStore when service.memory is on
+    # asks and searches running the models at once: more than the cores only queue inside ONNX Runtime, and every
+    # concurrent run grows its memory arena for good (50 users: 3.1 GB RSS unbounded; docs/service.md)
+    model_slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(2))
     state: str = "starting"
     started: float = field(default_factory=time.monotonic)
     resumed_jobs: int = 0
@@ -192,6 +197,7 @@ def create_app(tether: Tether, *, warm: bool = True) -> FastAPI:
         metrics=metrics,
         jobs=JobRunner(tether, data, metrics),
         facts=facts,
+        model_slots=threading.BoundedSemaphore(sv.model_concurrency or os.cpu_count() or 2),
     )
 
     @asynccontextmanager

@@ -59,7 +59,8 @@ def rewrite(svc: Svc, history: list[Any], question: str) -> Any:
 
 def ask_as(svc: Svc, who: Principal, question: str, **kw: Any) -> Answer:
     """``Tether.ask`` as the key's tenant and role, counted in the metrics."""
-    answer = svc.tether.ask(question, tenant=who.tenant, role=who.role, user=who.user, **kw)
+    with svc.model_slots:
+        answer = svc.tether.ask(question, tenant=who.tenant, role=who.role, user=who.user, **kw)
     svc.metrics.answer(who.tenant, answer)
     return answer
 
@@ -121,9 +122,10 @@ async def ask_stream(body: AskRequest, who: Caller, svc: Svc) -> AsyncIterator[S
 def search(body: SearchRequest, who: Caller, svc: Svc) -> SearchResponse:
     """The top-k passages of the tenant's documents for a query (no answer)."""
     check_question(svc, body.query, "query")
-    hits = svc.tether.search(
-        body.query, body.k, mode=body.mode, filters=filters_of(body.tags, body.path_glob), tenant=who.tenant
-    )
+    with svc.model_slots:
+        hits = svc.tether.search(
+            body.query, body.k, mode=body.mode, filters=filters_of(body.tags, body.path_glob), tenant=who.tenant
+        )
     return SearchResponse(hits=hits)
 
 
