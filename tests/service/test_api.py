@@ -281,3 +281,31 @@ def test_random_searches_through_the_api_never_cross_tenants(env: Env) -> None:
             mode = rng.choice(["hybrid", "lexical", "dense"])
             hits = env.client.post("/v1/search", headers=env.h(who), json={"query": q, "k": 20, "mode": mode}).json()
             assert all(allowed in h["path"] for h in hits["hits"]), (who, q, [h["path"] for h in hits["hits"]])
+
+
+def test_a_service_started_on_no_index_is_ready_and_fills_by_upload(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from service_env import TENANTS
+
+    from tether import Tether
+    from tether.config import default_yaml
+    from tether.service import open_key_store
+
+    root = Path(str(tmp_path))
+    (root / "tether.yaml").write_text(default_yaml().replace("\ntenants: {}", TENANTS), encoding="utf-8")
+    t = Tether.open(root / "tether.yaml")
+    keys = open_key_store(t.settings)
+    token = keys.create("g", "globex", "editor")[0]
+    keys.close()
+    with TestClient(create_app(t, warm=False)) as client:
+        h = {"Authorization": f"Bearer {token}"}
+        assert client.get("/readyz").status_code == 200
+        empty = client.post("/v1/ask", headers=h, json={"question": "What colour are badges?"})
+        assert empty.status_code == 409 and empty.json()["error"]["code"] == "index_empty"
+        badge = ("b.md", b"# Badges\n\nGlobex badges are blue.\n")
+        up = client.post("/v1/documents", headers=h, files={"files": badge})
+        e = Env(root=root, tether=t, client=client, keys={"globex": token})
+        wait_job(e, "globex", up.json()["id"])
+        a = client.post("/v1/ask", headers=h, json={"question": "What colour are Globex badges?"}).json()
+        assert not a["abstained"] and "blue" in a["citations"][0]["quote"]

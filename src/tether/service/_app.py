@@ -243,7 +243,7 @@ def create_app(tether: Tether, *, warm: bool = True) -> FastAPI:
     def readyz() -> Response:
         """Readiness: models loaded and the service is not stopping (503 until then, and while it stops)."""
         try:
-            docs = svc.tether.store().stats().documents
+            docs = svc.tether.store(create=True).stats().documents  # an empty index is ready: uploads fill it
         except TetherError as e:
             return JSONResponse(Health(status="starting", detail={"error": str(e)}).model_dump(), 503)
         detail = {"documents": docs, "ingest_job": svc.jobs.current, "resumed_jobs": svc.resumed_jobs}
