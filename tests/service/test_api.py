@@ -267,6 +267,27 @@ def test_eval_runs_are_the_operators(env: Env) -> None:
     assert report.status_code == 200 and "porto" in report.text
     assert "default-src 'none'" in report.headers["content-security-policy"]
     assert env.client.get("/v1/evals/runs/nope/report", headers=env.h("acme_admin")).status_code == 404
+    # an admin starts a run through the API: it asks as the key's tenant, in the background
+    admin = env.h("acme_admin")
+    started = env.client.post("/v1/evals/runs", headers=admin, json={"path": "cases.yaml"})
+    assert started.status_code == 202 and started.json()["cases"] == 1
+    deadline = time.monotonic() + 120
+    while len(env.client.get("/v1/evals/runs", headers=admin).json()) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    latest = env.client.get("/v1/evals/runs", headers=admin).json()[0]
+    assert latest["passed"] == 1  # the shared travel policy, as acme may read it
+    for path, code in (("../../etc", 400), ("/etc/passwd", 400), ("nope.yaml", 400)):
+        r = env.client.post("/v1/evals/runs", headers=admin, json={"path": path})
+        assert r.status_code == code and r.json()["error"]["code"] == "bad_path", (path, r.text)
+    (env.root / "bad.yaml").write_text("- id: x\n  input: {user: q}\n  expected: {must_incldue: [a]}\n")
+    bad = env.client.post("/v1/evals/runs", headers=admin, json={"path": "bad.yaml"})
+    assert bad.status_code == 400 and "must_incldue" in bad.json()["error"]["message"]
+    assert env.client.post("/v1/evals/runs", headers=env.h("acme"), json={}).status_code == 403
+    from tether.service._routes import _eval_lock
+
+    with _eval_lock:  # one run at a time
+        assert env.client.post("/v1/evals/runs", headers=admin, json={"path": "cases.yaml"}).status_code == 409
 
 
 def test_random_searches_through_the_api_never_cross_tenants(env: Env) -> None:

@@ -90,6 +90,7 @@ def eval_run(
     memory: Annotated[
         bool, typer.Option("--memory/--no-memory", help="multi-turn cases: rewrite follow-ups from the conversation")
     ] = True,
+    tenant: Annotated[str | None, typer.Option("--tenant", help="ask as this tenant (tenants: in tether.yaml)")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="count model calls and tokens; run nothing")] = False,
     tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="only cases with this tag")] = None,
     baseline: Annotated[
@@ -139,6 +140,7 @@ def eval_run(
         repeat=repeat,
         use_cache=not no_cache,
         memory=memory,
+        tenant=tenant,
     )
     runner = EvalRunner(t, store, opts)
     if dry_run:

@@ -61,6 +61,7 @@ class RunOptions:
     repeat: int = 1
     use_cache: bool = True
     memory: bool = True  # multi-turn cases: each follow-up is rewritten from the conversation, as the service does
+    tenant: str | None = None  # ask as this tenant (tenants: in tether.yaml); context_docs cases use their own docs
 
 
 def _slug(text: str) -> str:
@@ -89,7 +90,12 @@ class _ContextIndexes:
                 for i, text in enumerate(docs, 1):
                     (folder / "docs" / f"{i:02d}-{_slug(text)}.txt").write_text(text, encoding="utf-8")
                 settings = self.base.model_copy(
-                    update={"index": self.base.index.model_copy(update={"path": str(folder / "index.db")})}
+                    update={
+                        "index": self.base.index.model_copy(update={"path": str(folder / "index.db")}),
+                        # the case's own documents: no tenant's allowlist applies to them
+                        "tenants": {},
+                        "policy": self.base.policy.model_copy(update={"tenant": None}),
+                    }
                 ).with_root(folder)
                 t = Tether(settings)
                 t._embedder = embedder_owner.embedder  # share the loaded model
@@ -151,7 +157,8 @@ class EvalRunner:
         else:
             store = self.tether.store()
             source = ["index", str(store.path.resolve()), str(store.generation)]
-        blob = json.dumps([self.tether.settings.config_hash, *source, question, repeat])
+        tenant = None if case.input.context_docs else self.options.tenant
+        blob = json.dumps([self.tether.settings.config_hash, *source, question, repeat, tenant])
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def _ask(self, case: EvalCase, target: Tether, question: str, repeat: int) -> tuple[Answer, bool]:
@@ -163,7 +170,7 @@ class EvalRunner:
         delay = 0.5
         for attempt in range(self.options.retries + 1):
             try:
-                answer = target.ask(question)
+                answer = target.ask(question, tenant=self.options.tenant if target is self.tether else None)
                 break
             except TransientError:
                 if attempt == self.options.retries:

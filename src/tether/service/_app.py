@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tether._api import Tether
 from tether.config import resolve_path
-from tether.errors import IndexMissingError, RequestError, TetherError
+from tether.errors import DataError, IndexMissingError, RequestError, TetherError
 from tether.service._auth import Principal, RateLimiter, ServiceError, authenticate, bearer
 from tether.service._data import ServiceData
 from tether.service._jobs import JobRunner
@@ -125,6 +125,10 @@ def _install_errors(app: FastAPI) -> None:
     @app.exception_handler(RequestError)
     async def _bad_request(request: Request, e: RequestError) -> JSONResponse:
         return JSONResponse(_error(400, "bad_request", str(e)), 400)
+
+    @app.exception_handler(DataError)
+    async def _bad_data(request: Request, e: DataError) -> JSONResponse:
+        return JSONResponse(_error(400, "bad_data", str(e)), 400)
 
     @app.exception_handler(IndexMissingError)
     async def _no_index(request: Request, e: IndexMissingError) -> JSONResponse:

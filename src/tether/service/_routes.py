@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -12,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import BaseModel, ConfigDict, Field
 
 from tether.contracts import Answer, Feedback, SearchFilters
 from tether.pipeline import RequestState
@@ -362,6 +364,45 @@ def _eval_store(svc: Svc, who: Principal) -> Any:
     if not path.exists():
         return None
     return EvalStore(path)
+
+
+class EvalRunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str = Field("evals/golden", description="a YAML file or folder of cases, inside the project (tether.yaml's)")
+
+
+_eval_lock = threading.Lock()
+
+
+@router.post("/evals/runs", tags=["evals"], status_code=202)
+def start_eval_run(body: EvalRunRequest, who: Caller, svc: Svc) -> dict[str, Any]:
+    """Run eval cases in the background as the key's tenant (an admin key); the run appears in ``GET /v1/evals/runs``
+    when it ends. One run at a time (409 while one runs)."""
+    from tether.evals import EvalRunner, EvalStore, RunOptions, load_cases
+
+    if who.role != "admin":
+        raise ServiceError(403, "forbidden", "eval runs are the operator's: they need a key with role admin")
+    root = svc.tether.settings.root.resolve()
+    target = (root / body.path).resolve()
+    if not target.is_relative_to(root) or not target.exists():
+        raise ServiceError(400, "bad_path", f"path: {body.path!r} is not a file or folder of cases inside the project")
+    cases = load_cases(target)  # a malformed case is a 400 here, naming the file and case
+    if not _eval_lock.acquire(blocking=False):
+        raise ServiceError(409, "busy", "an eval run is already running; try again when it ends")
+
+    def run() -> None:
+        store = EvalStore(root / ".tether" / "evals.db")
+        try:
+            with svc.model_slots:
+                EvalRunner(svc.tether, store, RunOptions(tenant=who.tenant, concurrency=1)).run(cases, str(target))
+        except Exception:  # the run's own errors are in its results; anything else is logged, not raised here
+            logging.getLogger("tether.service").exception("eval run of %s failed", target)
+        finally:
+            store.close()
+            _eval_lock.release()
+
+    threading.Thread(target=run, name="tether-eval-run", daemon=True).start()
+    return {"status": "started", "path": str(target.relative_to(root)), "cases": len(cases)}
 
 
 @router.get("/evals/runs", tags=["evals"])
