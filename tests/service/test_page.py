@@ -75,6 +75,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("page")
     t, keys = make_env(root)
     t.close()  # the service opens the index itself
+    (root / "cases.yaml").write_text(  # for the Review tab's eval run
+        '- id: porto\n  input: {user: "What is the meal allowance in Porto?"}\n  expected: {must_include: ["35"]}\n'
+    )
     port = _port()
     base = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
@@ -389,4 +392,12 @@ def test_review_tab_shows_feedback_drafts_and_eval_runs_for_admins(tab: Tab, ser
     page.get_by_role("tab", name="Review").click()
     expect(page.locator("#runs-error")).to_be_hidden()
     expect(page.locator("#runs-empty")).to_be_visible()  # none run on this server's index yet
+    page.get_by_label("Cases to run (a file or folder in the project)").fill("../outside")
+    page.get_by_role("button", name="Start a run").click()
+    expect(page.locator("#runs-error")).to_contain_text("bad_path")
+    page.get_by_label("Cases to run (a file or folder in the project)").fill("cases.yaml")
+    page.get_by_role("button", name="Start a run").click()
+    expect(page.locator("#runs-rows tr")).to_have_count(1, timeout=120_000)
+    expect(page.locator("#runs-rows tr").first).to_contain_text("100%")
+    tab.shot("review-eval-run")
     tab.clean()

@@ -553,6 +553,35 @@ async function loadReview() {
   $("runs-empty").hidden = runs.length > 0;
 }
 
+async function startRun(event) {
+  event.preventDefault();
+  showError($("runs-error"), null);
+  try {
+    const got = await api("POST", "/v1/evals/runs", { body: { path: $("run-path").value.trim() } });
+    setStatus(`Started an eval run of ${got.cases} case${got.cases === 1 ? "" : "s"} from ${got.path}; it is listed when it ends.`);
+    pollRuns((await api("GET", "/v1/evals/runs")).length);
+  } catch (err) {
+    showError($("runs-error"), err);
+  }
+}
+
+async function pollRuns(before, tries = 300) {
+  for (let i = 0; i < tries; i += 1) {
+    await new Promise((done) => setTimeout(done, 1000));
+    let runs;
+    try {
+      runs = await api("GET", "/v1/evals/runs");
+    } catch {
+      return;
+    }
+    if (runs.length > before) {
+      setStatus(`Eval run ${runs[0].run_id} finished: ${percent(runs[0].pass_rate)} passed.`);
+      loadReview();
+      return;
+    }
+  }
+}
+
 function runRow(r) {
   const get = h("button", { type: "button", class: "secondary" }, "Download report");
   get.addEventListener("click", async () => {
@@ -726,6 +755,7 @@ function main() {
   $("upload-form").addEventListener("submit", upload);
   $("refresh-docs").addEventListener("click", loadDocuments);
   $("refresh-review").addEventListener("click", loadReview);
+  $("run-form").addEventListener("submit", startRun);
   showKeyState();
   if (!session.key) $("key-input").focus(); // with a key, nothing is focused: Tab starts at the top
   document.body.dataset.ready = "1";
