@@ -13,9 +13,7 @@ import argparse
 import csv
 import json
 import os
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -23,6 +21,7 @@ from pathlib import Path
 
 import httpx
 
+from _service import start_ready
 from tether import Tether
 from tether._demo import DEMO_QUESTIONS, export_python_topics
 from tether.config import default_yaml
@@ -68,16 +67,7 @@ def main() -> None:
     keys = open_key_store(Tether.open(root / "tether.yaml").settings)
     token = keys.create("load", "demo", "editor")[0]
     keys.close()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tether", "serve", "--port", str(port)],
-        cwd=root,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
+    server, base = start_ready(root)
     peak = [0]
     stop = threading.Event()
 
@@ -87,16 +77,6 @@ def main() -> None:
             time.sleep(0.5)
 
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(base + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("the service did not become ready")
-            time.sleep(0.2)
         threading.Thread(target=sample, daemon=True).start()
         h = {"Authorization": f"Bearer {token}"}
         # an ingest job during the load: 40 new documents uploaded through the API

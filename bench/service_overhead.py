@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
+from _service import start_ready
 from tether import Tether
 from tether._demo import DEMO_QUESTIONS, export_python_topics
 from tether.config import default_yaml
@@ -57,28 +54,8 @@ def main() -> None:
     keys = open_key_store(t.settings)
     token = keys.create("bench", "demo", "user")[0]
     keys.close()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tether", "serve", "--port", str(port)],
-        cwd=root,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ},
-    )
-    base = f"http://127.0.0.1:{port}"
+    server, base = start_ready(root)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(base + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("the service did not become ready")
-            time.sleep(0.2)
         client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60)
         lib: list[float] = []
         http: list[float] = []

@@ -3,6 +3,10 @@ ASGI app, its lifespan, middleware and body limits; tests/service/test_serve.py 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,3 +74,47 @@ def wait_job(e: Env, who: str, job_id: str, timeout_s: float = 120) -> dict[str,
             return job
         time.sleep(0.1)
     raise AssertionError(f"job {job_id} did not finish in {timeout_s} s")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_serve(root: Path, port: int, *extra: str) -> subprocess.Popen[str]:
+    """`tether serve` as a real process in ``root`` (its tether.yaml), output kept for the assertion messages."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tether", "serve", "--port", str(port), *extra],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def wait_ready(base: str, proc: subprocess.Popen[str], timeout_s: float = 120) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        try:
+            if httpx.get(base + "/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("the service did not become ready")
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from service_env import make_env
+from service_env import free_port, make_env
 
 from tether import Tether
 from tether.service._auth import Principal
@@ -117,9 +116,7 @@ def test_stdio_and_http_transports_need_a_valid_key(corpus: tuple[Tether, dict[s
     )
     assert bad.returncode == 2 and "not valid" in bad.stderr and "Traceback" not in bad.stderr
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "tether", "mcp", "--transport", "http", "--port", str(port), "--key", keys["acme"]],
         cwd=root,

@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from service_env import make_env
+from service_env import free_port, make_env, start_serve, stop, wait_ready
 
 try:
     from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
@@ -53,12 +49,6 @@ HOSTILE = (
 
 
 # -- the server ----------------------------------------------------------------------------------------------------
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Server:
     base: str
@@ -78,35 +68,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     (root / "cases.yaml").write_text(  # for the Review tab's eval run
         '- id: porto\n  input: {user: "What is the meal allowance in Porto?"}\n  expected: {must_include: ["35"]}\n'
     )
-    port = _port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tether", "serve", "--port", str(port)],
-        cwd=root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    proc = start_serve(root, port)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            try:
-                if httpx.get(base + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the service did not become ready"
-            time.sleep(0.2)
+        wait_ready(base, proc)
         yield Server(base, keys)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop(proc)
 
 
 # -- the browser ---------------------------------------------------------------------------------------------------

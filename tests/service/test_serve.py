@@ -5,59 +5,25 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import httpx
-from service_env import make_env
+from service_env import free_port, make_env, start_serve, wait_ready
 
 from tether.service._data import ServiceData
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start(root: Path, port: int, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "tether", "serve", "--port", str(port), *extra],
-        cwd=root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-
-
-def _ready(base: str, proc: subprocess.Popen[str], timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-        try:
-            if httpx.get(base + "/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("the service did not become ready")
 
 
 def test_sigterm_lets_the_request_in_flight_finish(tmp_path: Path) -> None:
     t, keys = make_env(tmp_path)
     t.close()
-    port = _port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = _start(tmp_path, port, "--no-warm")  # the first ask then loads the models: seconds in flight
+    proc = start_serve(tmp_path, port, "--no-warm")  # the first ask then loads the models: seconds in flight
     try:
-        _ready(base, proc)
+        wait_ready(base, proc)
         got: dict[str, httpx.Response] = {}
 
         def ask() -> None:
@@ -93,12 +59,12 @@ def test_jobs_left_running_by_a_killed_service_run_at_the_next_start(tmp_path: P
     t, keys = make_env(tmp_path)
     data_path = t.settings.root / ".tether" / "service.db"
     t.close()
-    port = _port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = _start(tmp_path, port, "--no-warm")
+    proc = start_serve(tmp_path, port, "--no-warm")
     h = {"Authorization": f"Bearer {keys['globex']}"}
     try:
-        _ready(base, proc)
+        wait_ready(base, proc)
         files = [
             ("files", (f"note{i}.md", f"# Note {i}\n\nGlobex note {i} says {i * 11}.\n".encode())) for i in range(3)
         ]
@@ -109,8 +75,8 @@ def test_jobs_left_running_by_a_killed_service_run_at_the_next_start(tmp_path: P
         data = ServiceData(data_path)
         data.update_job(job["id"], status="running")
         data.close()
-        proc = _start(tmp_path, port, "--no-warm")
-        _ready(base, proc)
+        proc = start_serve(tmp_path, port, "--no-warm")
+        wait_ready(base, proc)
         deadline = time.monotonic() + 120
         while (got := httpx.get(f"{base}/v1/jobs/{job['id']}", headers=h, timeout=10).json())["status"] != "done":
             assert got["status"] != "failed" and time.monotonic() < deadline, got
