@@ -79,7 +79,7 @@ def main() -> None:
     try:
         threading.Thread(target=sample, daemon=True).start()
         h = {"Authorization": f"Bearer {token}"}
-        # an ingest job during the load: 40 new documents uploaded through the API
+        # an ingest job during the load: 20 documents uploaded through the API under new names
         files = [("files", (f"extra{i}.txt", (root / "docs" / p.name).read_bytes()))
                  for i, p in enumerate(sorted((root / "docs").glob("*.txt"))[:20])]  # fmt: skip
         job = httpx.post(base + "/v1/documents", headers=h, files=files, timeout=60).json()
