@@ -369,7 +369,13 @@ class Tether:
 
         with self._lock:
             if self._grounded_obj is None:
-                gen = generator_or_error(generator_from_settings(self.settings.llm, self.settings.root))
+                from tether.models._breaker import BreakerGenerator, CircuitBreaker
+
+                llm = self.settings.llm
+                gen = BreakerGenerator(
+                    generator_or_error(generator_from_settings(llm, self.settings.root)),
+                    CircuitBreaker(llm.breaker_failures, llm.breaker_reset_s),
+                )
                 verifier = self.judge() if self.settings.answer.verify else None
                 self._grounded_obj = GroundedAnswerer(
                     gen, self.settings.answer, verifier, spotlight=self.settings.safety.spotlight

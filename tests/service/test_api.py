@@ -206,6 +206,8 @@ def test_openai_clients_get_a_grounded_completion(env: Env) -> None:
 
 
 def test_metrics_openapi_and_the_page(env: Env) -> None:
+    asked = env.client.post("/v1/ask", headers=env.h("acme"), json={"question": "What is the meal allowance in Porto?"})
+    assert asked.status_code == 200 and not asked.json()["abstained"]
     assert env.client.get("/metrics", headers=env.h("acme")).status_code == 403
     text = env.client.get("/metrics", headers=env.h("acme_admin")).text
     assert 'tether_http_requests_total{method="POST",route="/v1/ask",status="200"}' in text

@@ -102,6 +102,9 @@ llm:                            # an OpenAI-compatible model server (vLLM, llama
   gguf: null                    # or a local GGUF model: Tether runs llama.cpp's server for it on loopback
   llama_python: null            # gguf: interpreter with llama-cpp-python[server]; null = this one (tether[llama])
   n_ctx: 4096                   # gguf: context window
+  fallback: extractive          # the server fails (down, slow, 5xx, malformed): answer extractively, or refuse
+  breaker_failures: 3           # failed calls in a row that open the circuit (calls then fail at once) ...
+  breaker_reset_s: 30           # ... until a probe this much later
 
 evals:
   judge: auto                   # llm_judge metrics: auto (the LLM if configured, else offline), offline, llm

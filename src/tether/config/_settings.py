@@ -220,6 +220,13 @@ class LLMSettings(_Strict):
         None, description="gguf: interpreter with llama-cpp-python[server]; null = this one (tether[llama])"
     )
     n_ctx: int = Field(4096, ge=256, description="gguf: context window")
+    fallback: Literal["extractive", "refuse"] = Field(
+        "extractive",
+        description="when the model server fails (unreachable, timing out, 5xx, malformed): answer extractively "
+        "(with a warning) or refuse; either way the trace says why",
+    )
+    breaker_failures: int = Field(3, ge=1, description="failed calls in a row that open the circuit")
+    breaker_reset_s: float = Field(30.0, gt=0, description="seconds an open circuit waits before one probe")
 
 
 class EvalSettings(_Strict):

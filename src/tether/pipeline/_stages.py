@@ -10,6 +10,8 @@ import time
 from typing import TYPE_CHECKING
 
 from tether.contracts import Answer, Hit, SearchFilters, SourceAllowlist, TraceEvent
+from tether.errors import ModelError, TetherError, TransientError
+from tether.models._breaker import BreakerGenerator
 from tether.pipeline._state import RequestState
 from tether.safety._pii import replace
 
@@ -188,7 +190,11 @@ class AnswerStage(_Base):
         ]
         hits, flagged = _screen(t, state.hits, trace)
         if t.settings.answer.mode == "llm":
-            answer = t._grounded().answer(state.question, hits, config_hash=state.config_hash, trace=trace)
+            try:
+                answer = t._grounded().answer(state.question, hits, config_hash=state.config_hash, trace=trace)
+            except (TransientError, ModelError) as e:  # the model server failed: degrade visibly, never silently
+                answer = _fallback(t, state, hits, trace, e)
+                ctx.span.set("fallback", f"{t.settings.llm.fallback}: {e}")
         else:
             assert state.query_vector is not None
             answer = t.answerer().answer(
@@ -238,6 +244,33 @@ class AnswerStage(_Base):
         for ev in answer.trace:  # the model's steps: the exact prompts sent, tokens, drafts, verdicts
             if ev.stage not in ("config", "hits", "retrieve", "lexical", "dense", "fusion", "collapse", "rerank"):
                 ctx.span.set(f"step.{ev.stage}", ev.detail)
+
+
+def _fallback(t: Tether, state: RequestState, hits: list[Hit], trace: list[TraceEvent], e: TetherError) -> Answer:
+    """The answer when the model server failed: quoted by the extractive answerer (with a warning), or a refusal
+    (``llm.fallback``); the trace names the error and the breaker's state."""
+    how = t.settings.llm.fallback
+    gen = t._grounded().generator
+    breaker = gen.breaker.snapshot() if isinstance(gen, BreakerGenerator) else {}
+    why = f"{type(e).__name__}: {e}"
+    trace.append(TraceEvent(stage="fallback", detail={"from": "llm", "to": how, "error": why, "breaker": breaker}))
+    if how == "extractive":
+        assert state.query_vector is not None
+        answer = t.answerer().answer(
+            state.question, hits, state.query_vector, config_hash=state.config_hash, trace=trace
+        )
+        answer.warnings.append(f"the model server failed ({e}); the extractive answerer quoted this answer instead")
+        return answer
+    return Answer(
+        question=state.question,
+        text="Not answered: the model server is unavailable.",
+        abstained=True,
+        support=0.0,
+        threshold=0.0,
+        reason=f"llm.fallback is refuse and the model server failed ({why})",
+        config_hash=state.config_hash,
+        trace=trace,
+    )
 
 
 def _screen(t: Tether, hits: list[Hit], trace: list[TraceEvent]) -> tuple[list[Hit], list[Hit]]:

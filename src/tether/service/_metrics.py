@@ -25,12 +25,17 @@ class Metrics:
         )
         self.jobs = Counter("tether_ingest_jobs", "ingest jobs finished", ["status"], registry=r)
         self.feedback = Counter("tether_feedback", "feedback records stored", ["rating"], registry=r)
+        self.fallbacks = Counter(
+            "tether_llm_fallbacks", "answers that fell back because the model server failed", ["to"], registry=r
+        )
 
     def answer(self, tenant: str, a: Answer) -> None:
         outcome = "withheld" if a.reason.startswith("policy") else "abstained" if a.abstained else "answered"
         self.answers.labels(tenant, outcome).inc()
         rejected = 0
         for e in a.trace:
+            if e.stage == "fallback":
+                self.fallbacks.labels(str(e.detail.get("to", ""))).inc()
             verdicts = e.detail.get("verdicts") if e.stage.startswith("verify") else None
             if isinstance(verdicts, list):
                 rejected += sum(1 for v in verdicts if isinstance(v, dict) and v.get("label") != "SUPPORTED")
