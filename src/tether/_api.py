@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from tether.answer._grounded import GroundedAnswerer
     from tether.answer._reader import ReaderBundle
     from tether.judge import Judge, StoreIdf
+    from tether.pipeline._cache import AnswerCache
     from tether.rerank import Reranker
     from tether.safety import InjectionDetector, Redactor
 
@@ -51,6 +52,7 @@ class Tether:
         self._idf: StoreIdf | None = None
         self._redactor: Redactor | None = None
         self._pipelines: dict[RequestKind, Pipeline] = {}
+        self._cache: AnswerCache | None = None
         self._tracing: Any = None
         self._lock = threading.RLock()  # lazy parts are created once, even when asked from threads
 
@@ -230,12 +232,27 @@ class Tether:
         )
         return self.pipeline("search").run(state, self, self.tracing()).hits
 
+    def answer_cache(self) -> AnswerCache | None:
+        """The answer cache (``cache:`` in tether.yaml), or None when it is off."""
+        c = self.settings.cache
+        if not c.enabled:
+            return None
+        with self._lock:
+            if self._cache is None:
+                from tether.pipeline._cache import AnswerCache
+
+                self._cache = AnswerCache(c.max_entries, c.ttl_s, c.semantic_threshold)
+            return self._cache
+
     def pipeline(self, kind: RequestKind) -> Pipeline:
-        """The chain of stages that ``kind`` requests run through (``pipeline:`` in tether.yaml), built once."""
+        """The chain of stages that ``kind`` requests run through (``pipeline:`` in tether.yaml), built once.
+        With ``cache.enabled`` and the default ask chain, the cache stage runs just before the answer."""
         with self._lock:
             got = self._pipelines.get(kind)
             if got is None:
                 names = getattr(self.settings.pipeline, kind)
+                if names is None and kind == "ask" and self.settings.cache.enabled:
+                    names = ["policy", "retrieve", "rerank", "cache", "answer", "audit"]
                 got = self._pipelines[kind] = Pipeline.from_names(kind, names)
             return got
 

@@ -127,6 +127,12 @@ pipeline:                       # the stages a request runs through, in order (`
   ask: null                     # default: [policy, retrieve, rerank, answer, audit]
   search: null                  # default: [retrieve, rerank]
 
+cache:                          # the answer cache ('cache' stage, after retrieval): per tenant, role, config, corpus
+  enabled: false
+  max_entries: 1000             # answers kept per tenant
+  ttl_s: 3600
+  semantic_threshold: null      # question-embedding cosine for a paraphrase hit (same evidence too); null = exact
+
 tracing:                        # one trace per request, one span per stage (`tether trace list`, docs/tracing.md)
   enabled: true
   path: .tether/traces.db       # the local trace store: questions, evidence and prompts (mode 0600)

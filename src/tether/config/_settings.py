@@ -252,6 +252,19 @@ class AuditSettings(_Strict):
     checkpoint_every: int = Field(100, ge=1, le=1_000_000, description="write a checkpoint every N entries")
 
 
+class CacheSettings(_Strict):
+    enabled: bool = Field(False, description="serve repeated questions from the answer cache (the 'cache' stage)")
+    max_entries: int = Field(1000, ge=1, description="answers kept per tenant (least recently used out)")
+    ttl_s: float = Field(3600.0, gt=0, description="seconds an answer stays servable")
+    semantic_threshold: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        description="least cosine similarity of question embeddings for a semantic hit (the evidence must be the "
+        "same too); null = exact hits only",
+    )
+
+
 class PipelineSettings(_Strict):
     ask: list[str] | None = Field(
         None, description="stages of an ask, in order; null = policy, retrieve, rerank, answer, audit"
@@ -389,6 +402,7 @@ class Settings(_Strict):
     audit: AuditSettings = AuditSettings()
     policy: PolicySettings = PolicySettings()
     pipeline: PipelineSettings = PipelineSettings()
+    cache: CacheSettings = CacheSettings()
     tracing: TracingSettings = TracingSettings()
     safety: SafetySettings = SafetySettings()
     service: ServiceSettings = ServiceSettings()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tether.errors import ConfigError
+from tether.pipeline._cache import CacheStage
 from tether.pipeline._stage import Stage
 from tether.pipeline._stages import AnswerStage, AuditStage, PolicyStage, RerankStage, RetrieveStage
 from tether.pipeline._state import RequestKind
@@ -13,6 +14,7 @@ _STAGES: dict[str, Callable[[], Stage]] = {
     "policy": PolicyStage,
     "retrieve": RetrieveStage,
     "rerank": RerankStage,
+    "cache": CacheStage,
     "answer": AnswerStage,
     "audit": AuditStage,
 }

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from tether.contracts import Answer, Hit, SearchFilters, SourceAllowlist, TraceEvent
 from tether.errors import ModelError, TetherError, TransientError
 from tether.models._breaker import BreakerGenerator
+from tether.pipeline._cache import store_answer
 from tether.pipeline._state import RequestState
 from tether.safety._pii import replace
 
@@ -230,6 +231,7 @@ class AnswerStage(_Base):
                     config_hash=state.config_hash,
                     trace=[*answer.trace, TraceEvent(stage="safety", detail={"pii_redaction_failed": str(e)})],
                 )
+        store_answer(state, ctx, answer)  # when the cache stage ran and nothing withheld or degraded it
         ctx.span.set("mode", t.settings.answer.mode)
         ctx.span.set("abstained", answer.abstained)
         ctx.span.set("support", round(answer.support, 4))

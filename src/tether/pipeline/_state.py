@@ -39,6 +39,8 @@ class RequestState:
     mode: Mode = "hybrid"
     filters: SearchFilters | None = None
     conversation_id: str | None = None
+    cache_scope: str | None = None  # set by the cache stage: the answer stage stores its answer under it
+    cache_evidence: tuple[int, ...] = ()
     original_question: str | None = None  # the follow-up as the user wrote it, when ``question`` is its rewrite
     rewrite_reason: str = ""
     budget: dict[str, float] = field(default_factory=dict)  # reserved for the routing issue's budgets

@@ -25,6 +25,7 @@ class Metrics:
         )
         self.jobs = Counter("tether_ingest_jobs", "ingest jobs finished", ["status"], registry=r)
         self.feedback = Counter("tether_feedback", "feedback records stored", ["rating"], registry=r)
+        self.cache = Counter("tether_answer_cache", "asks served from the answer cache, or not", ["result"], registry=r)
         self.fallbacks = Counter(
             "tether_llm_fallbacks", "answers that fell back because the model server failed", ["to"], registry=r
         )
@@ -36,6 +37,8 @@ class Metrics:
         for e in a.trace:
             if e.stage == "fallback":
                 self.fallbacks.labels(str(e.detail.get("to", ""))).inc()
+            elif e.stage == "cache":
+                self.cache.labels(str(e.detail.get("kind", ""))).inc()
             verdicts = e.detail.get("verdicts") if e.stage.startswith("verify") else None
             if isinstance(verdicts, list):
                 rejected += sum(1 for v in verdicts if isinstance(v, dict) and v.get("label") != "SUPPORTED")
