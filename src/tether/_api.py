@@ -53,6 +53,7 @@ class Tether:
         self._redactor: Redactor | None = None
         self._pipelines: dict[RequestKind, Pipeline] = {}
         self._cache: AnswerCache | None = None
+        self._tiers: dict[str, GroundedAnswerer] = {}
         self._tracing: Any = None
         self._lock = threading.RLock()  # lazy parts are created once, even when asked from threads
 
@@ -398,6 +399,26 @@ class Tether:
                     gen, self.settings.answer, verifier, spotlight=self.settings.safety.spotlight
                 )
             return self._grounded_obj
+
+    def tier_answerer(self, name: str) -> GroundedAnswerer:
+        """The grounded answerer of the tier ``name`` (``tiers:``), behind its own circuit breaker, built once."""
+        from tether.answer._grounded import GroundedAnswerer, generator_or_error
+        from tether.models import generator_from_settings
+        from tether.models._breaker import BreakerGenerator, CircuitBreaker
+
+        with self._lock:
+            got = self._tiers.get(name)
+            if got is None:
+                spec = self.settings.tiers[name]
+                gen = BreakerGenerator(
+                    generator_or_error(generator_from_settings(spec, self.settings.root)),
+                    CircuitBreaker(spec.breaker_failures, spec.breaker_reset_s),
+                )
+                verifier = self.judge() if self.settings.answer.verify else None
+                got = self._tiers[name] = GroundedAnswerer(
+                    gen, self.settings.answer, verifier, spotlight=self.settings.safety.spotlight
+                )
+            return got
 
     def stats(self) -> StoreStats:
         s = self.store().stats()

@@ -216,6 +216,8 @@ class GroundedAnswerer:
                     "reply": completion.text,
                     "model": completion.model,
                     "tokens": completion.prompt_tokens + completion.completion_tokens,
+                    "prompt_tokens": completion.prompt_tokens,
+                    "completion_tokens": completion.completion_tokens,
                     "temperature": temperature,
                 },
                 ms=(time.perf_counter() - t0) * 1000,

@@ -133,6 +133,11 @@ cache:                          # the answer cache ('cache' stage, after retriev
   ttl_s: 3600
   semantic_threshold: null      # question-embedding cosine for a paraphrase hit (same evidence too); null = exact
 
+tiers: {{}}                       # name: {{url, model, timeout_s, retries, price_in_per_1k, price_out_per_1k, ...}}
+routing:
+  cascade: []                   # e.g. [extractive, small, large]: each tries until one answers; [] = answer.mode
+  escalate_below: null          # support below this also goes on to the next tier
+
 tracing:                        # one trace per request, one span per stage (`tether trace list`, docs/tracing.md)
   enabled: true
   path: .tether/traces.db       # the local trace store: questions, evidence and prompts (mode 0600)

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 CONFIG_VERSION = 1
 """The tether.yaml format this Tether reads; any other ``version:`` is an error, not silently accepted."""
@@ -229,6 +229,27 @@ class LLMSettings(_Strict):
     breaker_reset_s: float = Field(30.0, gt=0, description="seconds an open circuit waits before one probe")
 
 
+class TierSettings(LLMSettings):
+    """A model endpoint the cascade may call (``tiers:``), with what it costs."""
+
+    price_in_per_1k: float = Field(0.0, ge=0.0, description="price of 1,000 prompt tokens (any currency)")
+    price_out_per_1k: float = Field(0.0, ge=0.0, description="price of 1,000 completion tokens")
+
+
+class RoutingSettings(_Strict):
+    cascade: list[str] = Field(
+        default_factory=list,
+        description="tiers tried in order ('extractive' and names of tiers:); empty = answer.mode alone",
+    )
+    escalate_below: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="an answer whose support is below this goes to the next tier too (abstentions, failed "
+        "verification and server failures always do); null = only those",
+    )
+
+
 class EvalSettings(_Strict):
     judge: Literal["auto", "offline", "llm"] = Field(
         "auto", description="llm_judge metrics: auto = the LLM if one is configured, else the offline checker"
@@ -403,6 +424,10 @@ class Settings(_Strict):
     policy: PolicySettings = PolicySettings()
     pipeline: PipelineSettings = PipelineSettings()
     cache: CacheSettings = CacheSettings()
+    tiers: dict[str, TierSettings] = Field(
+        default_factory=dict, description="model endpoints by name for routing.cascade (OpenAI-compatible or GGUF)"
+    )
+    routing: RoutingSettings = RoutingSettings()
     tracing: TracingSettings = TracingSettings()
     safety: SafetySettings = SafetySettings()
     service: ServiceSettings = ServiceSettings()
@@ -412,6 +437,16 @@ class Settings(_Strict):
     )
 
     _root: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @model_validator(mode="after")
+    def _known_tiers(self) -> Settings:
+        unknown = [n for n in self.routing.cascade if n != "extractive" and n not in self.tiers]
+        if unknown:
+            known = ", ".join(["extractive", *sorted(self.tiers)])
+            raise ValueError(f"routing.cascade: unknown tier(s) {', '.join(unknown)}; known: {known}")
+        if len(set(self.routing.cascade)) != len(self.routing.cascade):
+            raise ValueError("routing.cascade: a tier is named twice")
+        return self
 
     @field_validator("version")
     @classmethod

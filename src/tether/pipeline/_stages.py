@@ -190,7 +190,14 @@ class AnswerStage(_Base):
             ),
         ]
         hits, flagged = _screen(t, state.hits, trace)
-        if t.settings.answer.mode == "llm":
+        if t.settings.routing.cascade:
+            from tether.pipeline._route import cascade
+
+            answer = cascade(t, state, hits, trace)
+            route = next((e for e in answer.trace if e.stage == "route"), None)
+            if route is not None:
+                ctx.span.set("route", route.detail)
+        elif t.settings.answer.mode == "llm":
             try:
                 answer = t._grounded().answer(state.question, hits, config_hash=state.config_hash, trace=trace)
             except (TransientError, ModelError) as e:  # the model server failed: degrade visibly, never silently

@@ -1,0 +1,92 @@
+"""The cascade (``routing.cascade``): tiers tried in order, from the free extractive answerer to model endpoints
+(``tiers:``), until one gives an answer worth keeping.
+
+A tier's answer is kept when it does not abstain (the extractive support threshold, or the verifier for a model's
+claims) and its support is at least ``routing.escalate_below`` when that is set. A tier whose server fails (down,
+slow, 5xx, malformed) is skipped, and its breaker stops calling it for a while. When no tier's answer is kept, the
+last answer given (an abstention with its nearest passage) is returned; when every tier failed, a refusal. The
+trace's ``route`` event lists each tier tried with its outcome, time, tokens and cost.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from tether.contracts import Answer, Hit, TraceEvent
+from tether.errors import ModelError, TransientError
+from tether.pipeline._state import RequestState
+
+if TYPE_CHECKING:
+    from tether._api import Tether
+
+
+def _cost(t: Tether, tier: str, events: list[TraceEvent]) -> tuple[int, int, float]:
+    """(prompt tokens, completion tokens, cost) of the model calls recorded in ``events``."""
+    p = sum(int(e.detail.get("prompt_tokens", 0) or 0) for e in events)  # type: ignore[call-overload]
+    c = sum(int(e.detail.get("completion_tokens", 0) or 0) for e in events)  # type: ignore[call-overload]
+    spec = t.settings.tiers.get(tier)
+    cost = 0.0 if spec is None else p / 1000 * spec.price_in_per_1k + c / 1000 * spec.price_out_per_1k
+    return p, c, cost
+
+
+def cascade(t: Tether, state: RequestState, hits: list[Hit], trace: list[TraceEvent]) -> Answer:
+    r = t.settings.routing
+    tried: list[dict[str, Any]] = []
+    last: Answer | None = None
+    chosen = ""
+    for tier in r.cascade:
+        t0 = time.perf_counter()
+        before = len(trace)
+        try:
+            if tier == "extractive":
+                assert state.query_vector is not None
+                answer = t.answerer().answer(
+                    state.question, hits, state.query_vector, config_hash=state.config_hash, trace=trace
+                )
+            else:
+                answer = t.tier_answerer(tier).answer(state.question, hits, config_hash=state.config_hash, trace=trace)
+        except (TransientError, ModelError) as e:
+            tried.append({"tier": tier, "outcome": "failed", "error": f"{type(e).__name__}: {e}", **_spent(t0)})
+            continue
+        p, c, cost = _cost(t, tier, answer.trace[before:])
+        trace = answer.trace  # the answerers work on their own copy and return it whole: the next tier goes on from it
+        low = r.escalate_below is not None and answer.support < r.escalate_below
+        keep = not answer.abstained and not low
+        outcome = "answered" if keep else ("abstained" if answer.abstained else "low_support")
+        tried.append(
+            {
+                "tier": tier,
+                "outcome": outcome,
+                "support": round(answer.support, 4),
+                "prompt_tokens": p,
+                "completion_tokens": c,
+                "cost": round(cost, 6),
+                **_spent(t0),
+            }  # fmt: skip
+        )
+        last, chosen = answer, tier
+        if keep:
+            break
+    route = {"cascade": list(r.cascade), "tried": tried, "cost": round(sum(x.get("cost", 0.0) for x in tried), 6)}
+    if last is None:
+        reasons = "; ".join(f"{x['tier']}: {x['error']}" for x in tried)
+        return Answer(
+            question=state.question,
+            text="Not answered: every tier of the cascade failed.",
+            abstained=True,
+            support=0.0,
+            threshold=0.0,
+            reason=f"routing.cascade: every tier failed ({reasons})",
+            config_hash=state.config_hash,
+            trace=[*trace, TraceEvent(stage="route", detail={**route, "chosen": None})],
+        )
+    last.trace = [*last.trace, TraceEvent(stage="route", detail={**route, "chosen": chosen})]
+    if any(x["outcome"] == "failed" for x in tried):
+        failed = ", ".join(x["tier"] for x in tried if x["outcome"] == "failed")
+        last.warnings.append(f"tier(s) {failed} failed and were skipped (see the trace's route)")
+    return last
+
+
+def _spent(t0: float) -> dict[str, float]:
+    return {"ms": round((time.perf_counter() - t0) * 1000, 1)}
