@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from tether.answer._grounded import GroundedAnswerer
     from tether.answer._reader import ReaderBundle
     from tether.judge import Judge, StoreIdf
+    from tether.pipeline._budget import SpendLedger
     from tether.pipeline._cache import AnswerCache
     from tether.rerank import Reranker
     from tether.safety import InjectionDetector, Redactor
@@ -54,6 +55,7 @@ class Tether:
         self._pipelines: dict[RequestKind, Pipeline] = {}
         self._cache: AnswerCache | None = None
         self._tiers: dict[str, GroundedAnswerer] = {}
+        self._ledger: SpendLedger | None = None
         self._tracing: Any = None
         self._lock = threading.RLock()  # lazy parts are created once, even when asked from threads
 
@@ -399,6 +401,15 @@ class Tether:
                     gen, self.settings.answer, verifier, spotlight=self.settings.safety.spotlight
                 )
             return self._grounded_obj
+
+    def spend_ledger(self) -> SpendLedger:
+        """The per-tenant spend ledger of ``budgets:`` (model calls, tokens, cost), opened once."""
+        with self._lock:
+            if self._ledger is None:
+                from tether.pipeline._budget import SpendLedger
+
+                self._ledger = SpendLedger(resolve_path(self.settings.budgets.path, self.settings.root))
+            return self._ledger
 
     def tier_answerer(self, name: str) -> GroundedAnswerer:
         """The grounded answerer of the tier ``name`` (``tiers:``), behind its own circuit breaker, built once."""

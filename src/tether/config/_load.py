@@ -102,6 +102,8 @@ llm:                            # an OpenAI-compatible model server (vLLM, llama
   gguf: null                    # or a local GGUF model: Tether runs llama.cpp's server for it on loopback
   llama_python: null            # gguf: interpreter with llama-cpp-python[server]; null = this one (tether[llama])
   n_ctx: 4096                   # gguf: context window
+  price_in_per_1k: 0            # what 1,000 prompt / completion tokens cost (budgets.max_cost, the route's cost)
+  price_out_per_1k: 0
   fallback: extractive          # the server fails (down, slow, 5xx, malformed): answer extractively, or refuse
   breaker_failures: 3           # failed calls in a row that open the circuit (calls then fail at once) ...
   breaker_reset_s: 30           # ... until a probe this much later
@@ -137,6 +139,14 @@ tiers: {{}}                       # name: {{url, model, timeout_s, retries, pric
 routing:
   cascade: []                   # e.g. [extractive, small, large]: each tries until one answers; [] = answer.mode
   escalate_below: null          # support below this also goes on to the next tier
+
+budgets:                        # per tenant, over a rolling window; per request: answer.compute
+  window_s: 86400
+  max_calls: null               # model calls
+  max_tokens: null              # prompt + completion tokens
+  max_cost: null                # from the price tables
+  on_exhausted: extractive      # or refuse; either way the answer says so
+  path: .tether/budgets.db
 
 tracing:                        # one trace per request, one span per stage (`tether trace list`, docs/tracing.md)
   enabled: true

@@ -220,6 +220,8 @@ class LLMSettings(_Strict):
         None, description="gguf: interpreter with llama-cpp-python[server]; null = this one (tether[llama])"
     )
     n_ctx: int = Field(4096, ge=256, description="gguf: context window")
+    price_in_per_1k: float = Field(0.0, ge=0.0, description="price of 1,000 prompt tokens (any currency)")
+    price_out_per_1k: float = Field(0.0, ge=0.0, description="price of 1,000 completion tokens")
     fallback: Literal["extractive", "refuse"] = Field(
         "extractive",
         description="when the model server fails (unreachable, timing out, 5xx, malformed): answer extractively "
@@ -230,10 +232,18 @@ class LLMSettings(_Strict):
 
 
 class TierSettings(LLMSettings):
-    """A model endpoint the cascade may call (``tiers:``), with what it costs."""
+    """A model endpoint the cascade may call (``tiers:``), with what it costs (``price_*`` of the llm keys)."""
 
-    price_in_per_1k: float = Field(0.0, ge=0.0, description="price of 1,000 prompt tokens (any currency)")
-    price_out_per_1k: float = Field(0.0, ge=0.0, description="price of 1,000 completion tokens")
+
+class BudgetSettings(_Strict):
+    window_s: float = Field(86400.0, gt=0, description="the rolling window a tenant's spend is summed over")
+    max_calls: int | None = Field(None, ge=0, description="model calls a tenant may make in the window; null = any")
+    max_tokens: int | None = Field(None, ge=0, description="model tokens (prompt + completion) in the window")
+    max_cost: float | None = Field(None, ge=0, description="money in the window (from the price tables)")
+    on_exhausted: Literal["extractive", "refuse"] = Field(
+        "extractive", description="when a budget is spent: answer extractively (free, with a warning) or refuse"
+    )
+    path: str = Field(".tether/budgets.db", description="the spend ledger (SQLite), relative to tether.yaml")
 
 
 class RoutingSettings(_Strict):
@@ -428,6 +438,7 @@ class Settings(_Strict):
         default_factory=dict, description="model endpoints by name for routing.cascade (OpenAI-compatible or GGUF)"
     )
     routing: RoutingSettings = RoutingSettings()
+    budgets: BudgetSettings = BudgetSettings()
     tracing: TracingSettings = TracingSettings()
     safety: SafetySettings = SafetySettings()
     service: ServiceSettings = ServiceSettings()

@@ -195,8 +195,8 @@ def store_answer(state: RequestState, ctx: StageContext, answer: Answer) -> None
     cache = ctx.tether.answer_cache()
     if cache is None or state.cache_scope is None or state.withheld:
         return
-    if any(e.stage == "fallback" for e in answer.trace):
-        return  # a degraded answer is not what a working model server would say
+    if any(e.stage in ("fallback", "budget") for e in answer.trace):
+        return  # a degraded answer is not what a working model server (or an unspent budget) would give
     cache.put(
         state.caller.tenant or "", state.cache_scope, state.question, state.query_vector, state.cache_evidence, answer
     )

@@ -25,7 +25,7 @@ def _cost(t: Tether, tier: str, events: list[TraceEvent]) -> tuple[int, int, flo
     """(prompt tokens, completion tokens, cost) of the model calls recorded in ``events``."""
     p = sum(int(e.detail.get("prompt_tokens", 0) or 0) for e in events)  # type: ignore[call-overload]
     c = sum(int(e.detail.get("completion_tokens", 0) or 0) for e in events)  # type: ignore[call-overload]
-    spec = t.settings.tiers.get(tier)
+    spec = t.settings.tiers.get(tier) if tier != "llm" else t.settings.llm
     cost = 0.0 if spec is None else p / 1000 * spec.price_in_per_1k + c / 1000 * spec.price_out_per_1k
     return p, c, cost
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from tether.contracts import Answer, Hit, SearchFilters, SourceAllowlist, TraceEvent
 from tether.errors import ModelError, TetherError, TransientError
 from tether.models._breaker import BreakerGenerator
+from tether.pipeline._budget import exhausted, model_spend
 from tether.pipeline._cache import store_answer
 from tether.pipeline._state import RequestState
 from tether.safety._pii import replace
@@ -190,7 +191,13 @@ class AnswerStage(_Base):
             ),
         ]
         hits, flagged = _screen(t, state.hits, trace)
-        if t.settings.routing.cascade:
+        cascade_models = any(n != "extractive" for n in t.settings.routing.cascade)
+        uses_models = cascade_models or (not t.settings.routing.cascade and t.settings.answer.mode == "llm")
+        spent = exhausted(t, state.caller.tenant or "") if uses_models else None
+        if spent is not None:  # the tenant's budget is spent: no model work, and the answer says so
+            answer = _over_budget(t, state, hits, trace, spent)
+            ctx.span.set("budget", spent)
+        elif t.settings.routing.cascade:
             from tether.pipeline._route import cascade
 
             answer = cascade(t, state, hits, trace)
@@ -208,6 +215,8 @@ class AnswerStage(_Base):
             answer = t.answerer().answer(
                 state.question, hits, state.query_vector, config_hash=state.config_hash, trace=trace
             )
+        if uses_models and spent is None:
+            t.spend_ledger().charge(state.caller.tenant or "", *model_spend(t, answer.trace))
         answer.warnings.extend(_injection_warnings(answer, flagged))
         if flagged:
             ctx.span.set("injection.flagged", [f"{h.path}:{h.start}-{h.end}" for h in flagged])
@@ -253,6 +262,27 @@ class AnswerStage(_Base):
         for ev in answer.trace:  # the model's steps: the exact prompts sent, tokens, drafts, verdicts
             if ev.stage not in ("config", "hits", "retrieve", "lexical", "dense", "fusion", "collapse", "rerank"):
                 ctx.span.set(f"step.{ev.stage}", ev.detail)
+
+
+def _over_budget(t: Tether, state: RequestState, hits: list[Hit], trace: list[TraceEvent], why: str) -> Answer:
+    how = t.settings.budgets.on_exhausted
+    trace.append(TraceEvent(stage="budget", detail={"exhausted": why, "to": how}))
+    if how == "extractive":
+        assert state.query_vector is not None
+        q, v = state.question, state.query_vector
+        answer = t.answerer().answer(q, hits, v, config_hash=state.config_hash, trace=trace)
+        answer.warnings.append(f"budget spent ({why}): answered by the extractive answerer, without a model")
+        return answer
+    return Answer(
+        question=state.question,
+        text="Not answered: the budget for model answers is spent.",
+        abstained=True,
+        support=0.0,
+        threshold=0.0,
+        reason=f"budgets.on_exhausted is refuse: {why}",
+        config_hash=state.config_hash,
+        trace=trace,
+    )
 
 
 def _fallback(t: Tether, state: RequestState, hits: list[Hit], trace: list[TraceEvent], e: TetherError) -> Answer:

@@ -1,0 +1,88 @@
+"""Per-tenant budgets over a rolling window (``budgets:``): model calls, tokens and money. Each answer's model
+spend is written to a small SQLite ledger (it survives restarts); before model work the tenant's spend is summed,
+and a spent budget degrades the request to the free extractive answer or a refusal, which the answer says."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tether._sqlite import enable_wal, immediate
+from tether.contracts import TraceEvent
+
+if TYPE_CHECKING:
+    from tether._api import Tether
+
+_SCHEMA = """CREATE TABLE IF NOT EXISTS spend (
+    tenant TEXT NOT NULL, at REAL NOT NULL, calls INTEGER NOT NULL, tokens INTEGER NOT NULL, cost REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS spend_tenant_at ON spend(tenant, at);"""
+
+
+class SpendLedger:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._local = threading.local()
+        self._conn.executescript(_SCHEMA)
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            enable_wal(conn)
+            self._local.conn = conn
+        return conn
+
+    def charge(self, tenant: str, calls: int, tokens: int, cost: float) -> None:
+        if calls or tokens or cost:
+            with immediate(self._conn) as c:
+                c.execute("INSERT INTO spend VALUES (?,?,?,?,?)", (tenant, time.time(), calls, tokens, cost))
+
+    def spent(self, tenant: str, window_s: float) -> tuple[int, int, float]:
+        row = self._conn.execute(
+            "SELECT COALESCE(SUM(calls), 0), COALESCE(SUM(tokens), 0), COALESCE(SUM(cost), 0) FROM spend"
+            " WHERE tenant = ? AND at >= ?",
+            (tenant, time.time() - window_s),
+        ).fetchone()
+        return int(row[0]), int(row[1]), float(row[2])
+
+
+def model_spend(t: Tether, trace: list[TraceEvent]) -> tuple[int, int, float]:
+    """(calls, tokens, cost) of the model calls in an answer's trace: the cascade's route when there is one (each
+    tier at its own prices), else every call at ``llm``'s prices."""
+    route = next((e for e in trace if e.stage == "route"), None)
+    calls = [e for e in trace if "prompt_tokens" in e.detail]
+    tokens = sum(
+        int(str(e.detail.get("prompt_tokens", 0))) + int(str(e.detail.get("completion_tokens", 0))) for e in calls
+    )
+    if route is not None:
+        cost = float(str(route.detail.get("cost", 0.0)))
+    else:
+        llm = t.settings.llm
+        cost = sum(
+            int(str(e.detail.get("prompt_tokens", 0))) / 1000 * llm.price_in_per_1k
+            + int(str(e.detail.get("completion_tokens", 0))) / 1000 * llm.price_out_per_1k
+            for e in calls
+        )
+    return len(calls), tokens, cost
+
+
+def exhausted(t: Tether, tenant: str) -> str | None:
+    """Why the tenant's budget is spent (naming which and how much), or None."""
+    b = t.settings.budgets
+    if b.max_calls is None and b.max_tokens is None and b.max_cost is None:
+        return None
+    calls, tokens, cost = t.spend_ledger().spent(tenant, b.window_s)
+    who = f"tenant {tenant!r}" if tenant else "this index"
+    window = f"the last {b.window_s:g} s"
+    if b.max_calls is not None and calls >= b.max_calls:
+        return f"{who} made {calls} model calls in {window} (budgets.max_calls {b.max_calls})"
+    if b.max_tokens is not None and tokens >= b.max_tokens:
+        return f"{who} used {tokens} model tokens in {window} (budgets.max_tokens {b.max_tokens})"
+    if b.max_cost is not None and cost >= b.max_cost:
+        return f"{who} spent {cost:.4f} in {window} (budgets.max_cost {b.max_cost:g})"
+    return None
