@@ -162,6 +162,9 @@ class Tether:
         if self._store is not None:
             self._store.close()
             self._store = None
+        if self._ledger is not None:
+            self._ledger.close()
+            self._ledger = None
 
     def __enter__(self) -> Tether:
         return self

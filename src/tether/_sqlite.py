@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 
 def enable_wal(conn: sqlite3.Connection, wait_s: float = 10.0) -> None:
@@ -41,3 +44,34 @@ def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+class ThreadConnections:
+    """One connection per thread to a WAL SQLite file (autocommit; write with :func:`immediate`), all closed by
+    :meth:`close`. For the small stores that worker threads share (the service's records, the spend ledger)."""
+
+    def __init__(self, path: Path, *, foreign_keys: bool = False) -> None:
+        self.path = path
+        self.foreign_keys = foreign_keys
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            if self.foreign_keys:
+                conn.execute("PRAGMA foreign_keys=ON")
+            enable_wal(conn)
+            with self._lock:
+                self._all.append(conn)
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._all = self._all, []
+        for c in conns:
+            with contextlib.suppress(sqlite3.Error):
+                c.close()

@@ -5,12 +5,11 @@ and a spent budget degrades the request to the free extractive answer or a refus
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tether._sqlite import enable_wal, immediate
+from tether._sqlite import ThreadConnections, immediate
 from tether.contracts import TraceEvent
 
 if TYPE_CHECKING:
@@ -25,17 +24,15 @@ class SpendLedger:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._local = threading.local()
+        self._conns = ThreadConnections(path)
         self._conn.executescript(_SCHEMA)
 
     @property
     def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            enable_wal(conn)
-            self._local.conn = conn
-        return conn
+        return self._conns.get()
+
+    def close(self) -> None:
+        self._conns.close()
 
     def charge(self, tenant: str, calls: int, tokens: int, cost: float) -> None:
         if calls or tokens or cost:

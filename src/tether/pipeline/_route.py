@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from tether.contracts import Answer, Hit, TraceEvent
 from tether.errors import ModelError, TransientError
+from tether.pipeline._refuse import refusal
 from tether.pipeline._state import RequestState
 
 if TYPE_CHECKING:
@@ -71,15 +72,11 @@ def cascade(t: Tether, state: RequestState, hits: list[Hit], trace: list[TraceEv
     route = {"cascade": list(r.cascade), "tried": tried, "cost": round(sum(x.get("cost", 0.0) for x in tried), 6)}
     if last is None:
         reasons = "; ".join(f"{x['tier']}: {x['error']}" for x in tried)
-        return Answer(
-            question=state.question,
-            text="Not answered: every tier of the cascade failed.",
-            abstained=True,
-            support=0.0,
-            threshold=0.0,
-            reason=f"routing.cascade: every tier failed ({reasons})",
-            config_hash=state.config_hash,
-            trace=[*trace, TraceEvent(stage="route", detail={**route, "chosen": None})],
+        return refusal(
+            state,
+            "Not answered: every tier of the cascade failed.",
+            f"routing.cascade: every tier failed ({reasons})",
+            [*trace, TraceEvent(stage="route", detail={**route, "chosen": None})],
         )
     last.trace = [*last.trace, TraceEvent(stage="route", detail={**route, "chosen": chosen})]
     if any(x["outcome"] == "failed" for x in tried):

@@ -14,6 +14,7 @@ from tether.errors import ModelError, TetherError, TransientError
 from tether.models._breaker import BreakerGenerator
 from tether.pipeline._budget import exhausted, model_spend
 from tether.pipeline._cache import store_answer
+from tether.pipeline._refuse import refusal
 from tether.pipeline._state import RequestState
 from tether.safety._pii import replace
 
@@ -273,15 +274,8 @@ def _over_budget(t: Tether, state: RequestState, hits: list[Hit], trace: list[Tr
         answer = t.answerer().answer(q, hits, v, config_hash=state.config_hash, trace=trace)
         answer.warnings.append(f"budget spent ({why}): answered by the extractive answerer, without a model")
         return answer
-    return Answer(
-        question=state.question,
-        text="Not answered: the budget for model answers is spent.",
-        abstained=True,
-        support=0.0,
-        threshold=0.0,
-        reason=f"budgets.on_exhausted is refuse: {why}",
-        config_hash=state.config_hash,
-        trace=trace,
+    return refusal(
+        state, "Not answered: the budget for model answers is spent.", f"budgets.on_exhausted is refuse: {why}", trace
     )
 
 
@@ -300,16 +294,8 @@ def _fallback(t: Tether, state: RequestState, hits: list[Hit], trace: list[Trace
         )
         answer.warnings.append(f"the model server failed ({e}); the extractive answerer quoted this answer instead")
         return answer
-    return Answer(
-        question=state.question,
-        text="Not answered: the model server is unavailable.",
-        abstained=True,
-        support=0.0,
-        threshold=0.0,
-        reason=f"llm.fallback is refuse and the model server failed ({why})",
-        config_hash=state.config_hash,
-        trace=trace,
-    )
+    reason = f"llm.fallback is refuse and the model server failed ({why})"
+    return refusal(state, "Not answered: the model server is unavailable.", reason, trace)
 
 
 def _screen(t: Tether, hits: list[Hit], trace: list[TraceEvent]) -> tuple[list[Hit], list[Hit]]:

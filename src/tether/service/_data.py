@@ -7,19 +7,17 @@ exist: an id says nothing about whether it exists elsewhere.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
 import sqlite3
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from tether._sqlite import enable_wal, immediate
+from tether._sqlite import ThreadConnections, immediate
 from tether.contracts import Feedback
 
 _SCHEMA = """
@@ -95,29 +93,15 @@ class ServiceData:
         if fresh:
             fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)  # readable by its owner only, from the start
             os.close(fd)
-        self._local = threading.local()
-        self._conns: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._conns = ThreadConnections(path, foreign_keys=True)
         self._conn.executescript(_SCHEMA)
 
     @property
     def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA foreign_keys=ON")
-            enable_wal(conn)
-            with self._lock:
-                self._conns.append(conn)
-            self._local.conn = conn
-        return conn
+        return self._conns.get()
 
     def close(self) -> None:
-        with self._lock:
-            conns, self._conns = self._conns, []
-        for c in conns:
-            with contextlib.suppress(sqlite3.Error):
-                c.close()
+        self._conns.close()
 
     # -- conversations ---------------------------------------------------------
     def new_conversation(self, tenant: str, user: str) -> Conversation:
