@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from tether.contracts import SourceAllowlist
+
 CONFIG_VERSION = 1
 """The tether.yaml format this Tether reads; any other ``version:`` is an error, not silently accepted."""
 
@@ -415,6 +417,11 @@ class TenantSettings(_Strict):
         default_factory=list, description="globs of document paths this tenant may be answered from ('hr/*')"
     )
     tags: list[str] = Field(default_factory=list, description="or documents carrying one of these tags")
+
+    def allowlist(self, owner: str) -> SourceAllowlist:
+        """What the tenant ``owner`` may be answered from, as the store filters it: its own documents and these
+        sources of the shared corpus."""
+        return SourceAllowlist(paths=list(self.sources), tags=list(self.tags), owner=owner)
 
 
 class Settings(_Strict):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from tether.contracts import Answer, Hit, SearchFilters, SourceAllowlist, TraceEvent
+from tether.contracts import Answer, Hit, SearchFilters, TraceEvent
 from tether.errors import ModelError, TetherError, TransientError
 from tether.models._breaker import BreakerGenerator
 from tether.pipeline._budget import exhausted, model_spend
@@ -120,8 +120,7 @@ class RetrieveStage(_Base):
         if state.kind == "ask":
             state.events.append(TraceEvent(stage="config", detail={"config_hash": state.config_hash}))
         if state.caller.tenant is not None:  # the tenant's allowlist, applied inside the store's queries
-            t_cfg = t.settings.tenants[state.caller.tenant]
-            allow = SourceAllowlist(paths=list(t_cfg.sources), tags=list(t_cfg.tags), owner=state.caller.tenant)
+            allow = t.settings.tenants[state.caller.tenant].allowlist(state.caller.tenant)
             state.filters = (state.filters or SearchFilters()).model_copy(update={"allow": allow})
             ctx.span.set("tenant", state.caller.tenant)
         state.hits = retriever.search(

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, UploadFile
 
 from tether.config import resolve_path
-from tether.contracts import SearchFilters, SourceAllowlist
+from tether.contracts import SearchFilters
 from tether.service._app import Caller, Svc
 from tether.service._auth import Principal, ServiceError
 from tether.service._data import Job
@@ -24,8 +24,7 @@ MAX_FILES = 20
 
 def allowlist(svc: Svc, who: Principal) -> SearchFilters:
     """What the caller's tenant may read: its own documents and its allowlist of the shared corpus."""
-    t = svc.tether.settings.tenants[who.tenant]
-    return SearchFilters(allow=SourceAllowlist(paths=list(t.sources), tags=list(t.tags), owner=who.tenant))
+    return SearchFilters(allow=svc.tether.settings.tenants[who.tenant].allowlist(who.tenant))
 
 
 def safe_name(raw: str | None, allowed: list[str]) -> str:

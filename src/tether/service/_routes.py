@@ -174,8 +174,9 @@ def converse(svc: Svc, who: Principal, conversation_id: str, question: str, on_s
         if said:
             vectors = svc.tether.embedder.embed(said)
             remembered = [svc.facts.add(who.tenant, who.user, f, v).text for f, v in zip(said, vectors, strict=True)]
-        qv = svc.tether.embedder.embed([rw.question])[0]
-        recalled = [f.text for f, _ in svc.facts.recall(who.tenant, who.user, qv)]
+        if remembered or svc.facts.list(who.tenant, who.user):  # no facts, no embedding to compare them with
+            qv = svc.tether.embedder.embed([rw.question])[0]
+            recalled = [f.text for f, _ in svc.facts.recall(who.tenant, who.user, qv)]
     answer = ask_as(
         svc,
         who,
@@ -329,11 +330,9 @@ def trace(trace_id: str, who: Caller, svc: Svc) -> TraceDetail:
 @router.get("/stats", tags=["documents"])
 def stats(who: Caller, svc: Svc) -> dict[str, Any]:
     """How many documents and chunks the tenant can be answered from."""
-    from tether.contracts import SourceAllowlist
+    from tether.service._documents import allowlist
 
-    t_cfg = svc.tether.settings.tenants[who.tenant]
-    allow = SearchFilters(allow=SourceAllowlist(paths=t_cfg.sources, tags=t_cfg.tags, owner=who.tenant))
-    docs = svc.tether.store(create=True).documents(allow, limit=1_000_000)
+    docs = svc.tether.store(create=True).documents(allowlist(svc, who), limit=1_000_000)
     return {
         "tenant": who.tenant,
         "documents": len(docs),
