@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from tether.answer import ExtractiveAnswerer, load_support_model
 from tether.config import PACKAGED_READER, Settings, load_settings, resolve_path
 from tether.contracts import Answer, Hit, IngestSummary, SearchFilters, StoreStats, TraceEvent
-from tether.errors import IndexMissingError, RequestError
+from tether.errors import ConfigError, IndexMissingError, RequestError
 from tether.ingest import ingest_paths
 from tether.ingest._pipeline import BATCH_CHUNKS, Progress
 from tether.ingest._progress import Listener
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from tether.pipeline._budget import SpendLedger
     from tether.pipeline._cache import AnswerCache
     from tether.rerank import Reranker
+    from tether.router import Router
     from tether.safety import InjectionDetector, Redactor
 
 
@@ -56,6 +57,8 @@ class Tether:
         self._cache: AnswerCache | None = None
         self._tiers: dict[str, GroundedAnswerer] = {}
         self._ledger: SpendLedger | None = None
+        self._fast: ExtractiveAnswerer | None = None
+        self._router: Router | None = None
         self._tracing: Any = None
         self._lock = threading.RLock()  # lazy parts are created once, even when asked from threads
 
@@ -385,6 +388,45 @@ class Tether:
                     screen_orders=self.settings.safety.injection.action != "off",
                 )
             return self._answerer
+
+    def fast_answerer(self) -> ExtractiveAnswerer:
+        """The features-only extractive answerer (no reader, its own calibrated threshold): the cascade's
+        ``extractive-fast`` tier and the router's probe. The configured answerer when that already reads none."""
+        if self.settings.answer.reader is None:
+            return self.answerer()
+        with self._lock:
+            if self._fast is None:
+                detector = self.injection_detector() if self.settings.safety.injection.action != "off" else None
+                self._fast = ExtractiveAnswerer(
+                    self._searchable_store(),
+                    self.embedder,
+                    self.settings.answer.model_copy(update={"threshold": None, "reader": None}),
+                    load_support_model(),
+                    None,
+                    detector=detector,
+                    screen_orders=self.settings.safety.injection.action != "off",
+                    shares_with=self.answerer(),
+                )
+            return self._fast
+
+    def router(self) -> Router | None:
+        """The learned router of ``routing.router``, loaded once; None when there is none."""
+        path = self.settings.routing.router
+        if path is None:
+            return None
+        with self._lock:
+            if self._router is None:
+                from tether.router import load_router
+
+                self._router = load_router(resolve_path(path, self.settings.root))
+                cascade = self.settings.routing.cascade
+                foreign = [t for t in self._router.model.tiers if t not in cascade]
+                if foreign:
+                    raise ConfigError(
+                        f"routing.router: {path} was trained for tier(s) {', '.join(foreign)} that routing.cascade "
+                        f"({', '.join(cascade)}) does not name; train it again for this cascade"
+                    )
+            return self._router
 
     def _grounded(self) -> GroundedAnswerer:
         from tether.answer._grounded import GroundedAnswerer, generator_or_error

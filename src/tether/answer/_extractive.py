@@ -204,6 +204,7 @@ class ExtractiveAnswerer:
         *,
         detector: InjectionDetector | None = None,
         screen_orders: bool = False,
+        shares_with: ExtractiveAnswerer | None = None,
     ) -> None:
         if uses_reader(model) != (reader is not None):
             raise ValueError(
@@ -217,9 +218,15 @@ class ExtractiveAnswerer:
         self.detector = detector  # a sentence it flags as an injection is never a candidate (docs/safety.md)
         self.screen_orders = screen_orders  # nor is an order to the model (safety.order_to_model), score or not
         self._local = threading.local()  # reader_ms: this thread's last reader pass (for the trace)
-        self._vectors = _VectorCache(embedder)
-        self._idf = StoreIdf(store)
-        self._tables = _TableHeaders(store)
+        # ``shares_with``: another answerer over the same index (the router's probe and the configured answerer)
+        # whose sentence embeddings, IDF and table headers this one reuses rather than computes again
+        self._vectors: _VectorCache = shares_with._vectors if shares_with is not None else _VectorCache(embedder)
+        self._idf: StoreIdf = shares_with._idf if shares_with is not None else StoreIdf(store)
+        self._tables: _TableHeaders = shares_with._tables if shares_with is not None else _TableHeaders(store)
+
+    def question_idf(self, question: str) -> tuple[dict[str, float], float]:
+        """IDF over this index of the question's words, and the IDF of a word the index never holds."""
+        return self._idf.idf(words(question))
 
     @property
     def threshold(self) -> float:

@@ -19,6 +19,7 @@ from tether.cli import (  # noqa: F401  (each registers its commands)
     _monitor,
     _query,
     _redteam,
+    _route,
     _serve,
     _tools,
     _trace,

@@ -64,6 +64,11 @@ redteam_app = typer.Typer(
 app.add_typer(redteam_app, name="redteam")
 keys_app = typer.Typer(help="API keys for the service: create (shown once), list, revoke.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+route_app = typer.Typer(
+    help="The router: learn where requests start in routing.cascade from eval runs; explain one decision.",
+    no_args_is_help=True,
+)
+app.add_typer(route_app, name="route")
 
 # Not on a terminal (piped, captured, CI) lines are not wrapped at 80 columns: one message stays one line.
 out = Console(soft_wrap=not sys.stdout.isatty())

@@ -137,8 +137,11 @@ cache:                          # the answer cache ('cache' stage, after retriev
 
 tiers: {{}}                       # name: {{url, model, timeout_s, retries, price_in_per_1k, price_out_per_1k, ...}}
 routing:
-  cascade: []                   # e.g. [extractive, small, large]: each tries until one answers; [] = answer.mode
+  cascade: []                   # e.g. [extractive-fast, extractive, small]: tried until one answers; [] = answer.mode
   escalate_below: null          # support below this also goes on to the next tier
+  router: null                  # from `tether route train`: where each request starts (docs/routing.md)
+  min_pass: null                # the router starts at the cheapest tier this likely to pass; null = trained
+  rules: []                     # - {{when: {{type: [number]}}, use: large, reason: ...}}: decide before the router
 
 budgets:                        # per tenant, over a rolling window; per request: answer.compute
   window_s: 86400

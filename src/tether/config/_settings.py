@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -248,10 +249,60 @@ class BudgetSettings(_Strict):
     path: str = Field(".tether/budgets.db", description="the spend ledger (SQLite), relative to tether.yaml")
 
 
+BUILTIN_TIERS = ("extractive", "extractive-fast")
+"""Tiers every cascade may name: the configured extractive answerer, and the features-only one (no reader)."""
+
+
+class RuleWhen(_Strict):
+    """What a routing rule matches; every condition given must hold (none given: every request)."""
+
+    type: list[Literal["when", "number", "who", "where", "polar", "other"]] | None = Field(
+        None, description="question kinds"
+    )
+    matches: str | None = Field(None, description="a regular expression the question matches (case-insensitive)")
+    words_over: int | None = Field(None, ge=0, description="the question has more words than this")
+    words_under: int | None = Field(None, ge=0, description="the question has fewer words than this")
+    top_score_below: float | None = Field(None, description="the best hit's score is below this")
+    probe_support_below: float | None = Field(None, description="the extractive probe's support is below this")
+    probe_support_above: float | None = Field(None, description="the extractive probe's support is above this")
+    tenant: list[str] | None = Field(None, description="the caller's tenant is one of these")
+    role: list[str] | None = Field(None, description="the caller's role is one of these")
+
+    @field_validator("matches")
+    @classmethod
+    def _compiles(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as e:
+                raise ValueError(f"not a regular expression ({e})") from None
+        return v
+
+
+class RouteRule(_Strict):
+    """``routing.rules``: the first rule that matches decides the starting tier, over the learned router."""
+
+    when: RuleWhen = RuleWhen()
+    use: str = Field(description="a tier of routing.cascade to start from, or 'refuse'")
+    reason: str = Field("", description="said in the trace when the rule decides")
+
+
 class RoutingSettings(_Strict):
     cascade: list[str] = Field(
         default_factory=list,
-        description="tiers tried in order ('extractive' and names of tiers:); empty = answer.mode alone",
+        description="tiers tried in order ('extractive', 'extractive-fast' and names of tiers:); empty = answer.mode "
+        "alone",
+    )
+    router: str | None = Field(
+        None,
+        description="a router file from `tether route train` (relative to tether.yaml): picks the tier each request "
+        "starts at; null = every request starts at the first tier",
+    )
+    min_pass: float | None = Field(
+        None, gt=0.0, le=1.0, description="the router starts at the cheapest tier this likely to pass; null = trained"
+    )
+    rules: list[RouteRule] = Field(
+        default_factory=list, description="rules deciding the starting tier before the router (first match wins)"
     )
     escalate_below: float | None = Field(
         None,
@@ -458,12 +509,20 @@ class Settings(_Strict):
 
     @model_validator(mode="after")
     def _known_tiers(self) -> Settings:
-        unknown = [n for n in self.routing.cascade if n != "extractive" and n not in self.tiers]
+        unknown = [n for n in self.routing.cascade if n not in BUILTIN_TIERS and n not in self.tiers]
         if unknown:
-            known = ", ".join(["extractive", *sorted(self.tiers)])
+            known = ", ".join([*BUILTIN_TIERS, *sorted(self.tiers)])
             raise ValueError(f"routing.cascade: unknown tier(s) {', '.join(unknown)}; known: {known}")
         if len(set(self.routing.cascade)) != len(self.routing.cascade):
             raise ValueError("routing.cascade: a tier is named twice")
+        for i, rule in enumerate(self.routing.rules):
+            if rule.use != "refuse" and rule.use not in self.routing.cascade:
+                raise ValueError(
+                    f"routing.rules[{i}].use: {rule.use!r} is not a tier of routing.cascade "
+                    f"({', '.join(self.routing.cascade) or 'empty'}) nor 'refuse'"
+                )
+        if (self.routing.router or self.routing.rules) and not self.routing.cascade:
+            raise ValueError("routing.router and routing.rules choose among routing.cascade's tiers: name them there")
         return self
 
     @field_validator("version")

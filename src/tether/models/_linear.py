@@ -87,3 +87,39 @@ def load_model_file(cls: type[M], packaged: str, path: str | Path | None, what: 
         return cls.model_validate(json.loads(raw))
     except (OSError, ValueError) as e:
         raise ModelError(f"cannot load the {what} {path or packaged} ({e}); {how_to_fix}") from None
+
+
+def fit_logistic(
+    x: list[list[float]], y: list[bool], features: list[str], *, l2: float = 1.0, iterations: int = 50
+) -> Logistic:
+    """A standardised L2-regularised logistic regression fitted by Newton's method (what scikit-learn's
+    ``LogisticRegression(C=1/l2)`` fits on standardised features, intercept unpenalised), for models users train
+    on their own data at run time (the router) without a learning library. One class only: a constant model."""
+    if len(x) != len(y) or not x:
+        raise ValueError(f"fit_logistic: {len(x)} rows and {len(y)} labels")
+    a = np.asarray(x, dtype=np.float64)
+    t = np.asarray(y, dtype=np.float64)
+    mean, scale = a.mean(axis=0), a.std(axis=0)
+    scale = np.where(scale == 0, 1.0, scale)
+    z = np.hstack([np.ones((len(a), 1)), (a - mean) / scale])
+    w = np.zeros(z.shape[1])
+    penalty = np.full(z.shape[1], l2)
+    penalty[0] = 0.0
+    if t.min() == t.max():  # one class: the intercept alone, kept finite
+        w[0] = math.log((t.sum() + 0.5) / (len(t) - t.sum() + 0.5))
+    else:
+        for _ in range(iterations):
+            p = 1.0 / (1.0 + np.exp(-np.clip(z @ w, -50.0, 50.0)))
+            grad = z.T @ (p - t) + penalty * w
+            hess = (z * (p * (1 - p))[:, None]).T @ z + np.diag(penalty + 1e-9)
+            step = np.linalg.solve(hess, grad)
+            w -= step
+            if float(np.abs(step).max()) < 1e-8:
+                break
+    return Logistic(
+        features=list(features),
+        mean=[float(v) for v in mean],
+        scale=[float(v) for v in scale],
+        coef=[float(v) for v in w[1:]],
+        intercept=float(w[0]),
+    )

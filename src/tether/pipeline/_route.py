@@ -17,6 +17,7 @@ from tether.contracts import Answer, Hit, TraceEvent
 from tether.errors import ModelError, TransientError
 from tether.pipeline._refuse import refusal
 from tether.pipeline._state import RequestState
+from tether.router import REFUSE, Decision, by_rules, request_features
 
 if TYPE_CHECKING:
     from tether._api import Tether
@@ -31,22 +32,72 @@ def _cost(t: Tether, tier: str, events: list[TraceEvent]) -> tuple[int, int, flo
     return p, c, cost
 
 
+def _run_tier(t: Tether, tier: str, state: RequestState, hits: list[Hit], trace: list[TraceEvent]) -> Answer:
+    assert state.query_vector is not None
+    if tier == "extractive":
+        return t.answerer().answer(state.question, hits, state.query_vector, config_hash=state.config_hash, trace=trace)
+    if tier == "extractive-fast":
+        return t.fast_answerer().answer(
+            state.question, hits, state.query_vector, config_hash=state.config_hash, trace=trace
+        )
+    return t.tier_answerer(tier).answer(state.question, hits, config_hash=state.config_hash, trace=trace)
+
+
+def _decide(
+    t: Tether, state: RequestState, hits: list[Hit], trace: list[TraceEvent]
+) -> tuple[Decision, Answer, float] | None:
+    """The starting tier by ``routing.rules``, then the learned router; None when neither is configured. Also
+    returns the probe (the features-only extractive answer the features come from) and its time."""
+    r = t.settings.routing
+    router = t.router()
+    if router is None and not r.rules:
+        return None
+    assert state.query_vector is not None
+    t0 = time.perf_counter()
+    fast = t.fast_answerer()
+    probe = fast.answer(state.question, hits, state.query_vector, config_hash=state.config_hash, trace=trace)
+    probe_ms = (time.perf_counter() - t0) * 1000
+    idf, max_idf = fast.question_idf(state.question)
+    feats = request_features(state.question, hits, probe, idf, max_idf)
+    decision = by_rules(r.rules, state.question, feats, state.caller.tenant, state.caller.role)
+    if decision is None and router is not None:
+        decision = router.decide(feats, state.query_vector, list(r.cascade), r.min_pass)
+    if decision is None:
+        decision = Decision(r.cascade[0], "no rule matched and there is no router: start at the first tier")
+    return decision, probe, probe_ms
+
+
 def cascade(t: Tether, state: RequestState, hits: list[Hit], trace: list[TraceEvent]) -> Answer:
     r = t.settings.routing
     tried: list[dict[str, Any]] = []
     last: Answer | None = None
     chosen = ""
-    for tier in r.cascade:
+    decided = _decide(t, state, hits, trace)
+    tiers = list(r.cascade)
+    router_detail: dict[str, object] | None = None
+    probe: Answer | None = None
+    if decided is not None:
+        decision, probe, probe_ms = decided
+        router_detail = {**decision.detail(), "probe_ms": round(probe_ms, 1)}
+        if decision.choice == REFUSE:
+            refused = {"cascade": tiers, "tried": [], "cost": 0.0, "router": router_detail, "chosen": None}
+            if probe.abstained:  # the honest "not in the documents", with its nearest passage
+                probe.trace = [*probe.trace, TraceEvent(stage="route", detail=refused)]
+                probe.reason = f"{probe.reason}; router: {decision.reason}" if probe.reason else decision.reason
+                return probe
+            return refusal(
+                state, t.settings.answer.not_found_text, f"router: {decision.reason}",
+                [*trace, TraceEvent(stage="route", detail=refused)],
+            )  # fmt: skip
+        tiers = tiers[tiers.index(decision.choice) :]
+    for tier in tiers:
         t0 = time.perf_counter()
         before = len(trace)
         try:
-            if tier == "extractive":
-                assert state.query_vector is not None
-                answer = t.answerer().answer(
-                    state.question, hits, state.query_vector, config_hash=state.config_hash, trace=trace
-                )
+            if tier == "extractive-fast" and probe is not None:
+                answer = probe  # already answered: the probe is this tier's answer
             else:
-                answer = t.tier_answerer(tier).answer(state.question, hits, config_hash=state.config_hash, trace=trace)
+                answer = _run_tier(t, tier, state, hits, trace)
         except (TransientError, ModelError) as e:
             tried.append({"tier": tier, "outcome": "failed", "error": f"{type(e).__name__}: {e}", **_spent(t0)})
             continue
@@ -69,7 +120,13 @@ def cascade(t: Tether, state: RequestState, hits: list[Hit], trace: list[TraceEv
         last, chosen = answer, tier
         if keep:
             break
-    route = {"cascade": list(r.cascade), "tried": tried, "cost": round(sum(x.get("cost", 0.0) for x in tried), 6)}
+    route: dict[str, Any] = {
+        "cascade": list(r.cascade),
+        "tried": tried,
+        "cost": round(sum(x.get("cost", 0.0) for x in tried), 6),
+    }
+    if router_detail is not None:
+        route["router"] = router_detail
     if last is None:
         reasons = "; ".join(f"{x['tier']}: {x['error']}" for x in tried)
         return refusal(

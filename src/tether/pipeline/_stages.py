@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from tether.config._settings import BUILTIN_TIERS
 from tether.contracts import Answer, Hit, SearchFilters, TraceEvent
 from tether.errors import ModelError, TetherError, TransientError
 from tether.models._breaker import BreakerGenerator
@@ -191,7 +192,7 @@ class AnswerStage(_Base):
             ),
         ]
         hits, flagged = _screen(t, state.hits, trace)
-        cascade_models = any(n != "extractive" for n in t.settings.routing.cascade)
+        cascade_models = any(n not in BUILTIN_TIERS for n in t.settings.routing.cascade)
         uses_models = cascade_models or (not t.settings.routing.cascade and t.settings.answer.mode == "llm")
         spent = exhausted(t, state.caller.tenant or "") if uses_models else None
         if spent is not None:  # the tenant's budget is spent: no model work, and the answer says so
