@@ -180,6 +180,31 @@ def train_router(
         )
     prices = {n: (s.price_in_per_1k, s.price_out_per_1k) for n, s in t.settings.tiers.items()}
     examples = examples_from_runs(runs, prices)
+    ids = ", ".join(r.summary.run_id for r in runs.values())
+    return fit_router(
+        t,
+        examples,
+        tiers,
+        tolerance=tolerance,
+        k=k,
+        folds=folds,
+        tenant=tenant,
+        trained_on=trained_on or f"{len(examples)} questions of eval runs {ids}",
+    )
+
+
+def fit_router(
+    t: Tether,
+    examples: list[Example],
+    tiers: list[str],
+    *,
+    tolerance: float = 0.02,
+    k: int = 5,
+    folds: int = 5,
+    tenant: str | None = None,
+    trained_on: str = "",
+) -> RouterModel:
+    """A router from questions with each tier's outcome (their features are computed here, as a request's are)."""
     if len(examples) < 10:
         raise DataError(f"route train: {len(examples)} questions in common; at least 10 are needed")
     matrix = add_features(t, examples, tenant)
@@ -233,9 +258,7 @@ def train_router(
         **{f"alone_{x}_ms": round(v["ms"], 2) for x, v in alone.items()},
         **{f"cv_share_{o}": round(s, 4) for o, s in _shares(examples, cv, tiers, min_pass).items()},
     }
-    model.trained_on = (
-        trained_on or f"{len(examples)} questions of eval runs {', '.join(r.summary.run_id for r in runs.values())}"
-    )
+    model.trained_on = trained_on
     Router(model)  # the file must load as it is written
     return model
 
