@@ -109,3 +109,22 @@ def test_a_semantic_threshold_must_be_a_similarity(tmp_path: Path) -> None:
 
     with pytest.raises(ValidationError):
         CacheSettings(semantic_threshold=1.5)
+
+
+def test_a_semantic_hit_needs_the_same_best_chunk_and_what_the_answer_cited() -> None:
+    c = AnswerCache(semantic_threshold=0.9)
+    v = np.ones(4, np.float32) / 2
+    a = Answer(question="q", text="35 euros [1]", abstained=False, support=0.9, threshold=0.5, config_hash="h")
+    c.put("acme", "s", "What is the allowance?", v, (7, 3, 9, 4), a, frozenset({3}))
+    # a paraphrase whose tail ranks differently, the cited chunk still retrieved: served
+    got = c.lookup("acme", "s", "What's the allowance?", v, (7, 9, 3, 12))
+    assert got is not None and got[1] == "semantic"
+    assert c.lookup("acme", "s", "What's the allowance?", v, (9, 7, 3, 4)) is None  # another best chunk
+    assert c.lookup("acme", "s", "What's the allowance?", v, (7, 9, 4, 12)) is None  # the cited chunk is gone
+    reordered = c.lookup("acme", "s", "What is the allowance?", v, (7, 9, 3, 4))  # exact needs the same order,
+    assert reordered is not None and reordered[1] == "semantic"  # the same question is then a semantic hit
+    # an abstention stands on its top three hits
+    no = Answer(question="q", text="Not in the documents.", abstained=True, support=0.1, threshold=0.5, config_hash="h")
+    c.put("acme", "s", "Who flies to Porto?", v, (1, 2, 5, 6), no)
+    assert c.lookup("acme", "s", "Which airline flies to Porto?", v, (1, 5, 2, 8)) is not None
+    assert c.lookup("acme", "s", "Which airline flies to Porto?", v, (1, 2, 8, 9)) is None

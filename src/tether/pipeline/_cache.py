@@ -1,5 +1,6 @@
 """The answer cache: exact (the same normalised question) and semantic (a question whose embedding is close enough,
-whose retrieved evidence is the same AND whose names and numbers are the same), per tenant, bounded, with a TTL.
+whose evidence is the same: the same best chunk, and what the answer cited still retrieved; AND whose names and
+numbers are the same), per tenant, bounded, with a TTL.
 
 An entry is only ever served in its scope: the same tenant, role, data classification, filters, configuration
 hash and corpus generation. A new ingest (a new generation) or a changed tether.yaml (a new hash) makes every
@@ -58,6 +59,7 @@ class _Entry:
     answer: Answer
     stored: float
     anchors: frozenset[str]
+    needed: frozenset[int]  # the chunks the answer stands on: those it cites (an abstention: the top three hits)
 
 
 class AnswerCache:
@@ -94,7 +96,11 @@ class AnswerCache:
         vector: npt.NDArray[np.float32] | None,
         evidence: tuple[int, ...],
     ) -> tuple[Answer, str, float] | None:
-        """(the cached answer, "exact" or "semantic", similarity) or None. A semantic hit needs the same evidence."""
+        """(the cached answer, "exact" or "semantic", similarity) or None.
+
+        An exact hit needs the same retrieved chunks in the same order. A semantic hit needs the same best chunk and
+        every chunk the cached answer cites (an abstention: its top three) among those retrieved now: a paraphrase
+        ranks the tail of its hits differently, but the answer stands on the same passages."""
         q = normalise(question)
         with self._lock:
             entries = self._live(tenant)
@@ -106,9 +112,12 @@ class AnswerCache:
             if self.semantic_threshold is not None and vector is not None:
                 best: tuple[float, tuple[str, str]] | None = None
                 names = anchors(question)
+                have = set(evidence)
                 for key, e in entries.items():
-                    if key[0] != scope or e.vector is None or e.evidence != evidence or e.anchors != names:
+                    if key[0] != scope or e.vector is None or e.anchors != names:
                         continue
+                    if e.evidence[:1] != evidence[:1] or not e.needed <= have:
+                        continue  # not the same evidence: another best passage, or what it cited is not retrieved
                     sim = float(np.dot(e.vector, vector))
                     if sim >= self.semantic_threshold and (best is None or sim > best[0]):
                         best = (sim, key)
@@ -127,12 +136,15 @@ class AnswerCache:
         vector: npt.NDArray[np.float32] | None,
         evidence: tuple[int, ...],
         answer: Answer,
+        cited: frozenset[int] | None = None,
     ) -> None:
+        """Keep ``answer``; ``cited``: the chunk ids it cites (None: the top three of ``evidence`` stand in)."""
+        needed = cited if cited else frozenset(evidence[:3])
         with self._lock:
             entries = self._live(tenant)
             key = (scope, normalise(question))
             entries[key] = _Entry(
-                question, vector, evidence, answer.model_copy(deep=True), self._clock(), anchors(question)
+                question, vector, evidence, answer.model_copy(deep=True), self._clock(), anchors(question), needed
             )
             entries.move_to_end(key)
             while len(entries) > self.max_entries:
@@ -197,6 +209,17 @@ def store_answer(state: RequestState, ctx: StageContext, answer: Answer) -> None
         return
     if any(e.stage in ("fallback", "budget") for e in answer.trace):
         return  # a degraded answer is not what a working model server (or an unspent budget) would give
+    cited = frozenset(
+        h.chunk_id
+        for h in state.hits
+        if any(c.doc_id == h.doc_id and h.start <= c.start < h.end for c in answer.citations)
+    )
     cache.put(
-        state.caller.tenant or "", state.cache_scope, state.question, state.query_vector, state.cache_evidence, answer
+        state.caller.tenant or "",
+        state.cache_scope,
+        state.question,
+        state.query_vector,
+        state.cache_evidence,
+        answer,
+        cited or None,
     )
