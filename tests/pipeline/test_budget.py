@@ -77,3 +77,24 @@ def test_a_spent_budget_degrades_to_the_free_answer_with_a_real_model(tmp_path: 
         assert any(w.startswith("budget spent") for w in second.warnings)
         other = t.ask(Q, tenant="globex")  # another tenant's budget is its own
         assert not any(e.stage == "budget" for e in other.trace)
+
+
+def test_model_seconds_are_a_budget_and_an_older_ledger_gains_the_column(tmp_path: Path) -> None:
+    (tmp_path / ".tether").mkdir()
+    old = sqlite3.connect(tmp_path / ".tether" / "budgets.db")  # a ledger from before seconds were counted
+    old.executescript(
+        "CREATE TABLE spend (tenant TEXT NOT NULL, at REAL NOT NULL, calls INTEGER NOT NULL, tokens INTEGER NOT NULL,"
+        " cost REAL NOT NULL);"
+    )
+    old.execute("INSERT INTO spend VALUES ('acme', ?, 1, 100, 0.01)", (time.time(),))
+    old.commit()
+    old.close()
+    t = _tether(tmp_path, "max_seconds: 30")
+    ledger = t.spend_ledger()
+    assert ledger.spent("acme", 86400) == (1, 100, 0.01, 0.0)  # kept, with no seconds
+    ledger.charge("acme", 1, 50, 0.0, 29.5)
+    assert exhausted(t, "acme") is None
+    ledger.charge("acme", 1, 50, 0.0, 0.6)
+    assert exhausted(t, "acme") == (
+        "tenant 'acme' used 30.1 s of model time in the last 86400 s (budgets.max_seconds 30)"
+    )

@@ -148,6 +148,7 @@ budgets:                        # per tenant, over a rolling window; per request
   max_calls: null               # model calls
   max_tokens: null              # prompt + completion tokens
   max_cost: null                # from the price tables
+  max_seconds: null             # seconds of model calls
   on_exhausted: extractive      # or refuse; either way the answer says so
   path: .tether/budgets.db
 

@@ -243,6 +243,7 @@ class BudgetSettings(_Strict):
     max_calls: int | None = Field(None, ge=0, description="model calls a tenant may make in the window; null = any")
     max_tokens: int | None = Field(None, ge=0, description="model tokens (prompt + completion) in the window")
     max_cost: float | None = Field(None, ge=0, description="money in the window (from the price tables)")
+    max_seconds: float | None = Field(None, ge=0, description="seconds of model calls in the window")
     on_exhausted: Literal["extractive", "refuse"] = Field(
         "extractive", description="when a budget is spent: answer extractively (free, with a warning) or refuse"
     )
