@@ -443,7 +443,11 @@ class Tether:
                 )
                 verifier = self.judge() if self.settings.answer.verify else None
                 self._grounded_obj = GroundedAnswerer(
-                    gen, self.settings.answer, verifier, spotlight=self.settings.safety.spotlight
+                    gen,
+                    self.settings.answer,
+                    verifier,
+                    spotlight=self.settings.safety.spotlight,
+                    prices=(llm.price_in_per_1k, llm.price_out_per_1k),
                 )
             return self._grounded_obj
 
@@ -472,7 +476,11 @@ class Tether:
                 )
                 verifier = self.judge() if self.settings.answer.verify else None
                 got = self._tiers[name] = GroundedAnswerer(
-                    gen, self.settings.answer, verifier, spotlight=self.settings.safety.spotlight
+                    gen,
+                    self.settings.answer,
+                    verifier,
+                    spotlight=self.settings.safety.spotlight,
+                    prices=(spec.price_in_per_1k, spec.price_out_per_1k),
                 )
             return got
 

@@ -240,3 +240,24 @@ def test_the_learned_judge_is_the_offline_default(
     assert verdicts["verifier"].startswith("learned:")
     assert [v["label"] for v in verdicts["verdicts"]] == ["SUPPORTED", "UNSUPPORTED"]
     assert not a.abstained and "30 days" in a.text and "sushi" not in a.text
+
+
+def test_the_money_budget_stops_sampling_at_the_endpoints_prices(
+    tether_llm: Tether, model_server: Any, tmp_path: Path
+) -> None:
+    # every reply of the test server reports 50 prompt + 10 completion tokens: 0.05 + 0.02 = 0.07 a draft
+    (tmp_path / "tether.yaml").write_text(
+        "answer: {mode: llm, compute: {strategy: best_of_n, n: 5, max_cost: 0.1}}\njudge: {kind: llm}\n"
+        "llm: {price_in_per_1k: 1.0, price_out_per_1k: 2.0}\n"
+    )
+    t = Tether.open(tmp_path / "tether.yaml")
+    one = reply(
+        "30 days", [{"text": "Claims are due within 30 days.", "citations": [{"source": 1, "quote": "within 30 days"}]}]
+    )
+    model_server.requests.clear()
+    model_server.script = [model_server.reply(one), model_server.reply(verdict("SUPPORTED"))]
+    a = t.ask("When?")
+    assert not a.abstained
+    drafts = [r for r in model_server.requests if "claims" in json.dumps(r.get("response_format", {}))]
+    assert len(drafts) == 2  # 0.07 < 0.1 after one; 0.14 after two
+    assert any(e.stage == "budget" and "money budget spent (0.1400/0.1)" in e.detail["reason"] for e in a.trace)

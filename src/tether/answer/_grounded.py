@@ -92,13 +92,17 @@ class _Draft:
 
 @dataclass
 class Budget:
-    """Hard limits on one answer's model calls, tokens and seconds (``answer.compute`` in tether.yaml)."""
+    """Hard limits on one answer's model calls, tokens, seconds and money (``answer.compute`` in tether.yaml; money
+    at the answering endpoint's prices, per 1k prompt and completion tokens)."""
 
     max_calls: int
     max_tokens: int
     max_seconds: float
+    max_cost: float | None = None
+    prices: tuple[float, float] = (0.0, 0.0)
     calls: int = 0
     tokens: int = 0
+    cost: float = 0.0
     started: float = field(default_factory=time.perf_counter)
 
     def exhausted(self) -> str | None:
@@ -106,6 +110,8 @@ class Budget:
             return f"call budget spent ({self.calls}/{self.max_calls})"
         if self.tokens >= self.max_tokens:
             return f"token budget spent ({self.tokens}/{self.max_tokens})"
+        if self.max_cost is not None and self.cost >= self.max_cost:
+            return f"money budget spent ({self.cost:.4f}/{self.max_cost:g})"
         elapsed = time.perf_counter() - self.started
         if elapsed >= self.max_seconds:
             return f"time budget spent ({elapsed:.1f}/{self.max_seconds:.0f} s)"
@@ -114,9 +120,15 @@ class Budget:
     def charge(self, c: Completion) -> None:
         self.calls += 1
         self.tokens += c.prompt_tokens + c.completion_tokens
+        self.cost += c.prompt_tokens / 1000 * self.prices[0] + c.completion_tokens / 1000 * self.prices[1]
 
     def used(self) -> dict[str, float]:
-        return {"calls": self.calls, "tokens": self.tokens, "seconds": round(time.perf_counter() - self.started, 3)}
+        return {
+            "calls": self.calls,
+            "tokens": self.tokens,
+            "cost": round(self.cost, 6),
+            "seconds": round(time.perf_counter() - self.started, 3),
+        }
 
 
 class GroundedAnswerer:
@@ -129,7 +141,9 @@ class GroundedAnswerer:
         verifier: ClaimVerifier | None = None,
         *,
         spotlight: Spotlight = "datamark",
+        prices: tuple[float, float] = (0.0, 0.0),
     ) -> None:
+        self.prices = prices  # per 1k prompt / completion tokens of this endpoint: answer.compute.max_cost
         self.generator = generator
         self.settings = settings
         self.verifier = verifier
@@ -347,7 +361,7 @@ class GroundedAnswerer:
     ) -> Answer:
         trace = list(trace or [])
         c = self.settings.compute
-        budget = Budget(c.max_calls, c.max_tokens, c.max_seconds)
+        budget = Budget(c.max_calls, c.max_tokens, c.max_seconds, c.max_cost, self.prices)
         sources = assemble(hits, k=self.settings.max_sources, budget_tokens=self.settings.context_tokens)
         messages = self._prompt(question, sources)
         drafts: list[_Draft] = []

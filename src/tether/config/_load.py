@@ -92,6 +92,7 @@ answer:
     max_calls: 8                # budget: model calls per answer
     max_tokens: 12000           # budget: prompt + completion tokens per answer
     max_seconds: 120            # budget: seconds per answer
+    max_cost: null              # budget: money per answer, at the answering endpoint's prices
 
 llm:                            # an OpenAI-compatible model server (vLLM, llama.cpp, Ollama, hosted)
   url: null                     # e.g. http://127.0.0.1:8080/v1; env TETHER_LLM_URL wins; null = offline

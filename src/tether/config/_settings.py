@@ -171,6 +171,9 @@ class ComputeSettings(_Strict):
     max_calls: int = Field(8, ge=1, description="budget: model calls per answer (drafts, critiques, re-asks)")
     max_tokens: int = Field(12_000, ge=100, description="budget: prompt + completion tokens per answer")
     max_seconds: float = Field(120.0, gt=0, description="budget: wall-clock seconds per answer")
+    max_cost: float | None = Field(
+        None, ge=0, description="budget: money per answer at the answering endpoint's prices; null = no limit"
+    )
 
 
 DEFAULT_SYSTEM_PROMPT = (

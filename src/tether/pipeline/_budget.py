@@ -58,8 +58,8 @@ class SpendLedger:
 
 
 def model_spend(t: Tether, trace: list[TraceEvent]) -> tuple[int, int, float, float]:
-    """(calls, tokens, cost, seconds) of the model calls in an answer's trace: the cascade's route when there is one (each
-    tier at its own prices), else every call at ``llm``'s prices."""
+    """(calls, tokens, cost, seconds) of the model calls in an answer's trace: cost from the cascade's route when
+    there is one (each tier at its own prices), else every call at ``llm``'s prices."""
     route = next((e for e in trace if e.stage == "route"), None)
     calls = [e for e in trace if "prompt_tokens" in e.detail]
     tokens = sum(
