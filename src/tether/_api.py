@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -15,7 +16,7 @@ from tether.models import OnnxEmbedder, load_embedder
 from tether.pipeline import Caller, Pipeline, RequestKind, RequestState
 from tether.pipeline._runner import StageListener
 from tether.retrieve import Mode, Retriever
-from tether.store import SQLiteStore
+from tether.store import SQLiteStore, Store
 
 if TYPE_CHECKING:
     import numpy as np
@@ -43,7 +44,7 @@ class Tether:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._embedder: OnnxEmbedder | None = None
-        self._store: SQLiteStore | None = None
+        self._store: Store | None = None
         self._answerer: ExtractiveAnswerer | None = None
         self._policy_obj: Any = None
         self._grounded_obj: GroundedAnswerer | None = None
@@ -75,16 +76,26 @@ class Tether:
                 self._embedder = load_embedder(self.settings.embedding, self.settings.root)
             return self._embedder
 
-    def store(self, *, create: bool = False) -> SQLiteStore:
+    def store(self, *, create: bool = False) -> Store:
+        """The index (``index.backend``): the embedded SQLite file, or Milvus (milvus-lite or a server)."""
         with self._lock:
             if self._store is None:
-                self._store = SQLiteStore.open(self.settings.index_path, create=create)
+                ix = self.settings.index
+                if ix.backend == "milvus":
+                    from tether.store._milvus import MilvusStore
+
+                    token = os.environ.get(ix.token_env) or None
+                    self._store = MilvusStore.open(
+                        self.settings.index_uri, create=create, token=token, prefix=ix.prefix
+                    )
+                else:
+                    self._store = SQLiteStore.open(self.settings.index_path, create=create)
             return self._store
 
-    def _searchable_store(self) -> SQLiteStore:
+    def _searchable_store(self) -> Store:
         store = self.store()
         if store.chunk_count() == 0:
-            raise IndexMissingError(f"the index at {store.path} is empty; run `tether ingest PATH` first")
+            raise IndexMissingError(f"the index at {self.settings.index_uri} is empty; run `tether ingest PATH` first")
         return store
 
     def retriever(self) -> Retriever:

@@ -19,7 +19,7 @@ from tether.contracts import Answer, Citation, Hit, TraceEvent
 from tether.judge._idf import StoreIdf
 from tether.models import Embedder
 from tether.safety import InjectionDetector, order_to_model
-from tether.store import SQLiteStore
+from tether.store import Store
 from tether.text import STOPWORDS, split_sentences, stem, words
 from tether.text._tables import RowContext, cells, is_table_line, row_context, table_start
 
@@ -144,7 +144,7 @@ class _TableHeaders:
     """Where a chunk starts inside a table, the header is in the document before it: the header of the table
     holding a chunk's start is read from the document once and remembered by chunk id (ids are never reused)."""
 
-    def __init__(self, store: SQLiteStore, size: int = 16_384) -> None:
+    def __init__(self, store: Store, size: int = 16_384) -> None:
         self.store = store
         self.size = size
         self._headers: OrderedDict[int, list[str] | None] = OrderedDict()
@@ -196,7 +196,7 @@ class ExtractiveAnswerer:
 
     def __init__(
         self,
-        store: SQLiteStore,
+        store: Store,
         embedder: Embedder,
         settings: AnswerSettings,
         model: SupportModel,

@@ -18,7 +18,11 @@ _TEMPLATE = """\
 version: 1
 
 index:
-  path: .tether/index.db        # one SQLite file: documents, chunks, FTS5 (BM25) and vectors
+  backend: sqlite               # or milvus (pip install 'tether[milvus]'): milvus-lite here, or a cluster
+  path: .tether/index.db        # sqlite: one file: documents, chunks, FTS5 (BM25) and vectors
+  uri: null                     # milvus: a milvus-lite dir or http(s)://host:19530; null = .tether/index.milvus.db
+  token_env: TETHER_MILVUS_TOKEN  # milvus: the environment variable holding the server's token
+  prefix: tether                # milvus: collection name prefix
 
 ingest:
   extensions: [.md, .markdown, .txt, .rst, .html, .htm, .pdf, .csv, .tsv]

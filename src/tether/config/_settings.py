@@ -25,7 +25,21 @@ class _Strict(BaseModel):
 
 
 class IndexSettings(_Strict):
-    path: str = Field(".tether/index.db", description="SQLite file, relative to tether.yaml")
+    backend: Literal["sqlite", "milvus"] = Field(
+        "sqlite", description="sqlite (one file, embedded) or milvus (milvus-lite, or a cluster: the milvus extra)"
+    )
+    path: str = Field(".tether/index.db", description="sqlite: the index file, relative to tether.yaml")
+    uri: str | None = Field(
+        None,
+        description="milvus: a milvus-lite directory (*.db, relative to tether.yaml) or a server's URL "
+        "(http(s)://host:19530); null = .tether/index.milvus.db",
+    )
+    token_env: str = Field(
+        "TETHER_MILVUS_TOKEN", description="milvus: the environment variable holding the server's token, if any"
+    )
+    prefix: str = Field(
+        "tether", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,40}$", description="milvus: the collections' name prefix"
+    )
 
 
 class ChunkSettings(_Strict):
@@ -552,6 +566,16 @@ class Settings(_Strict):
     @property
     def index_path(self) -> Path:
         return resolve_path(self.index.path, self._root)
+
+    @property
+    def index_uri(self) -> str:
+        """Where the index lives: the SQLite file, a milvus-lite directory, or a Milvus server's URL."""
+        if self.index.backend == "sqlite":
+            return str(self.index_path)
+        uri = self.index.uri or ".tether/index.milvus.db"
+        if uri.startswith(("http://", "https://", "tcp://", "grpc://", "unix:")):
+            return uri
+        return str(resolve_path(uri, self._root))
 
     @property
     def index_hash(self) -> str:

@@ -21,7 +21,7 @@ from tether.ingest._prepare import Job, Prepared, Recipe, default_workers, prepa
 from tether.ingest._progress import Tracker
 from tether.models import Embedder
 from tether.safety import InjectionDetector, detector_for
-from tether.store import NewChunk, NewDocument, SQLiteStore
+from tether.store import NewChunk, NewDocument, Store
 
 Progress = Callable[[int, int, str], None]
 """Called as ``progress(done, total, path)`` after each file is queued (see also :class:`IngestProgress`)."""
@@ -70,7 +70,7 @@ class _Pending:
     tags: list[str] = field(default_factory=list)
 
 
-def minhash_scheme(store: SQLiteStore) -> Scheme:
+def minhash_scheme(store: Store) -> Scheme:
     """The MinHash scheme of the index's stored signatures: the one it records; else, for an index made
     before schemes were recorded, ``datasketch`` if it holds chunks (their signatures are of that scheme),
     and the default for an empty one. The answer is recorded, so it stays the same."""
@@ -94,7 +94,7 @@ class Ingestor:
 
     def __init__(
         self,
-        store: SQLiteStore,
+        store: Store,
         embedder: Embedder,
         settings: IngestSettings,
         *,

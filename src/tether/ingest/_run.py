@@ -14,12 +14,12 @@ from tether.ingest._lock import ingest_lock
 from tether.ingest._pipeline import BATCH_CHUNKS, Ingestor, Progress
 from tether.ingest._progress import Listener, Tracker
 from tether.models import Embedder
-from tether.store import SQLiteStore
+from tether.store import Store
 
 
 def ingest_paths(
     paths: list[Path],
-    store: SQLiteStore,
+    store: Store,
     embedder: Embedder,
     settings: IngestSettings,
     *,
@@ -42,7 +42,7 @@ def ingest_paths(
         names = ", ".join(str(p) for p in gone)
         raise IngestError(f"{names}: no such file or folder (nothing was ingested)")
     tracker = Tracker(on_progress)
-    with ingest_lock(store.path, tracker.waiting):
+    with ingest_lock(store.lock_path, tracker.waiting):
         t0 = time.perf_counter()
         ing = Ingestor(store, embedder, settings, batch_size=batch_size, tenant=tenant)
         sources = list(discover(paths, follow_symlinks=settings.follow_symlinks))

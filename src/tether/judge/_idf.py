@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Protocol
 
-from tether.store import SQLiteStore
+from tether.store import Store
 from tether.text import STOPWORDS, idf_value
 
 
@@ -27,7 +27,7 @@ class UniformIdf:
 class StoreIdf:
     """IDF over the chunks of an index, cached until the index changes."""
 
-    def __init__(self, store: SQLiteStore) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
         self._idf: dict[str, float] = {}
         self._generation = -1

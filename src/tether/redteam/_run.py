@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from tether.errors import RequestError, TetherError
+from tether.errors import ConfigError, RequestError, TetherError
 from tether.redteam._suite import CANARY, CATEGORIES, EXECUTED, SYSTEM_PROMPT, AttackCase
 from tether.safety import repeats_prompt
 
@@ -232,6 +232,12 @@ def run_redteam(
     from tether import Tether
 
     settings = tether.settings
+    if settings.index.backend != "sqlite":
+        raise ConfigError(
+            "red-team suites run on a scratch copy of a SQLite index (planted documents must not reach the real "
+            f"one); index.backend is {settings.index.backend}: run them with a copy of tether.yaml whose "
+            "index.backend is sqlite, ingesting the same documents"
+        )
     started = datetime.now(UTC).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     src = settings.index_path

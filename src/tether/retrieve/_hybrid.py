@@ -12,7 +12,7 @@ from tether.contracts import Hit, SearchFilters, TraceEvent
 from tether.ingest._dedupe import estimated_jaccard
 from tether.models import Embedder
 from tether.retrieve._fusion import convex_fusion, rrf_fusion
-from tether.store import ScoredId, SQLiteStore
+from tether.store import ScoredId, Store
 from tether.text import content_words, words
 
 Mode = Literal["hybrid", "lexical", "dense"]
@@ -100,7 +100,7 @@ class _Info(Mapping[int, RankInfo]):
 class Retriever:
     """Lexical (FTS5 BM25) and dense (exact cosine) candidates, fused by RRF or a convex blend."""
 
-    def __init__(self, store: SQLiteStore, embedder: Embedder, settings: RetrievalSettings) -> None:
+    def __init__(self, store: Store, embedder: Embedder, settings: RetrievalSettings) -> None:
         self.store = store
         self.embedder = embedder
         self.settings = settings

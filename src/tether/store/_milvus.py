@@ -38,7 +38,9 @@ Row layouts and conversions are in :mod:`tether.store._milvus_rows`, the collect
 
 from __future__ import annotations
 
+import hashlib
 import json
+import tempfile
 import threading
 import time
 import uuid
@@ -85,6 +87,10 @@ class MilvusStore:
         self._db = db
         self.uri = uri
         self.path = Path(uri)
+        # where ingests into this index wait for each other: beside a milvus-lite directory; for a server, a file
+        # per server and prefix on this machine (writers on other machines are not serialised by it)
+        digest = hashlib.sha256(f"{uri}|{db.prefix}".encode()).hexdigest()[:16]
+        self.lock_path = self.path if db.lite else Path(tempfile.gettempdir()) / f"tether-milvus-{digest}"
         self.prefix = db.prefix
         self._lite = db.lite
         self._ids = IdAllocator()

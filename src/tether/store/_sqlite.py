@@ -133,6 +133,7 @@ class SQLiteStore:
         self._conns_lock = threading.Lock()
         self._closed = False
         self.path = path
+        self.lock_path = path  # ingests into this index wait for each other on a file beside it
         self.ann_threshold = ann_threshold
         self._ann: AnnIndex | None = None
         self._lexical: LexicalIndex | None = None
