@@ -21,6 +21,7 @@ from tether.cli import (  # noqa: F401  (each registers its commands)
     _redteam,
     _route,
     _serve,
+    _store,
     _tools,
     _trace,
 )

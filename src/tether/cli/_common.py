@@ -69,6 +69,11 @@ route_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(route_app, name="route")
+store_app = typer.Typer(
+    help="The index store: export it to a portable dump, import a dump (move between SQLite and Milvus).",
+    no_args_is_help=True,
+)
+app.add_typer(store_app, name="store")
 
 # Not on a terminal (piped, captured, CI) lines are not wrapped at 80 columns: one message stays one line.
 out = Console(soft_wrap=not sys.stdout.isatty())

@@ -71,7 +71,7 @@ from tether.store._milvus_schema import (
     quote,
     strings,
 )
-from tether.store._protocol import ChunkRow, NewDocument, ScoredId
+from tether.store._protocol import ChunkRow, NewChunk, NewDocument, ScoredId
 
 STALE_INTENT_S = 600.0
 """On a server, an intent older than this is a crashed writer's (a younger one may be a live writer's)."""
@@ -133,7 +133,7 @@ class MilvusStore:
         """
         text = str(uri)
         client = connect(text, create=create, token=token, timeout=timeout)
-        store = cls(Collections(client, prefix, lite=not is_server_uri(text)), text)
+        store = cls(Collections(client, prefix, lite=not is_server_uri(text), uri=text), text)
         try:
             store._db.prepare(text, create=create)
             store._check_layout()
@@ -296,6 +296,51 @@ class MilvusStore:
             self._end(intent)
             self._changed()
             return doc_id
+
+    def export_document(self, path: str) -> NewDocument | None:
+        """The live document at ``path`` as :meth:`put_document` takes it (text, chunks with vectors, signatures
+        and band keys, owner, tags): what `tether store export` writes. None: no such path."""
+        found = self._rows_at(path, ALL_DOC_FIELDS)
+        if not found:
+            return None
+        d = found[0]
+        doc_id = int(d["id"])
+        text = self.document_text(doc_id)
+        fields = ["id", "ord", "span_start", "span_end", "section", "kinds", "text", "spilled", "minhash"]
+        rows = self._db.query("chunks", f"doc_id == {doc_id}", [*fields, "injection", "dense"])
+        bands: dict[int, list[bytes]] = {}
+        for r in self._db.query("bands", f"doc_id == {doc_id}", ["chunk_id", "band"]):
+            bands.setdefault(int(r["chunk_id"]), []).append(bytes.fromhex(str(r["band"])))
+        chunks = []
+        for r in sorted(rows, key=lambda r: int(r["ord"])):
+            start, end = int(r["span_start"]), int(r["span_end"])
+            injection = r.get("injection")
+            chunks.append(
+                NewChunk(
+                    ord=int(r["ord"]),
+                    start=start,
+                    end=end,
+                    text=text[start:end] if r["spilled"] else str(r["text"]),
+                    section=list(json.loads(r["section"])),
+                    kinds=list(json.loads(r["kinds"])),
+                    vector=np.asarray(r["dense"], dtype=np.float32),
+                    signature=np.frombuffer(bytes.fromhex(str(r["minhash"])), dtype="<u8").astype(np.uint64),
+                    band_keys=sorted(bands.get(int(r["id"]), [])),
+                    injection=None if injection is None else float(injection),
+                )
+            )
+        return NewDocument(
+            path=path,
+            title=str(d["title"]),
+            mtime=datetime.fromtimestamp(float(d["mtime"]), UTC),
+            content_hash=str(d["content_hash"]),
+            size=int(d["size"]),
+            text=text,
+            chunks=chunks,
+            tags=list(d["tags"] or []),
+            n_duplicates=int(d["n_duplicates"]),
+            tenant=str(d["tenant"]),
+        )
 
     def _begin(self, new: int, old: list[int], path: str) -> str:
         """Record a write's intent (what :meth:`_recover` finishes or undoes if the writer dies); its key."""

@@ -80,7 +80,12 @@ def connect(uri: str, *, create: bool, token: str | None, timeout: float) -> Any
         path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with quiet_pymilvus():
-            return MilvusClient(uri=uri, token=token or "", timeout=timeout)
+            client = MilvusClient(uri=uri, token=token or "", timeout=timeout)
+        if not is_server_uri(uri):
+            with _LITE_LOCK:
+                key = str(Path(uri).resolve())
+                _LITE_USERS[key] = _LITE_USERS.get(key, 0) + 1
+        return client
     except Exception as e:  # pymilvus raises MilvusException, grpc errors or milvus-lite's own
         reason = getattr(e, "message", None) or str(e) or type(e).__name__
         if not is_server_uri(uri):
@@ -265,9 +270,10 @@ def ints(values: list[int] | set[int]) -> str:
 class Collections:
     """The collections of one index (``<prefix>_<role>``) behind the few calls the store makes of them."""
 
-    def __init__(self, client: Any, prefix: str, *, lite: bool) -> None:
+    def __init__(self, client: Any, prefix: str, *, lite: bool, uri: str = "") -> None:
         self.client = client
         self.lite = lite
+        self.uri = uri
         self.prefix = prefix
         self.names = collection_names(prefix)
         self._chunks = False  # whether the chunks collection exists (made at the first write)
@@ -396,3 +402,26 @@ class Collections:
 
     def close(self) -> None:
         self.client.close()
+        if self.lite:
+            release_lite(self.uri)
+
+
+_LITE_LOCK = threading.Lock()
+_LITE_USERS: dict[str, int] = {}
+
+
+def release_lite(uri: str) -> None:
+    """Stop this process's milvus-lite server of ``uri`` once no open store uses it: the data directory is locked
+    to the process that serves it, and another process (an export after an import) must be able to open it."""
+    key = str(Path(uri).resolve())
+    with _LITE_LOCK:
+        users = _LITE_USERS.get(key, 0) - 1
+        if users > 0:
+            _LITE_USERS[key] = users
+            return
+        _LITE_USERS.pop(key, None)
+    try:
+        from milvus_lite.server_manager import server_manager_instance
+    except ImportError:
+        return
+    server_manager_instance.release_server(uri)

@@ -17,7 +17,7 @@ from tether.contracts import DocumentMeta, Hit, SearchFilters, StoreStats
 from tether.errors import IndexMismatchError, IndexMissingError
 from tether.store._ann import AnnIndex
 from tether.store._lexical import LexicalIndex
-from tether.store._protocol import ChunkRow, NewDocument, ScoredId
+from tether.store._protocol import ChunkRow, NewChunk, NewDocument, ScoredId
 
 SCHEMA_VERSION = 4
 """v4 added ``documents.tenant`` (the tenant that owns a document uploaded through the service; '' = the shared
@@ -303,6 +303,50 @@ class SQLiteStore:
                 c.execute("ROLLBACK")
             raise
         return doc_id
+
+    def export_document(self, path: str) -> NewDocument | None:
+        """The stored document at ``path`` as :meth:`put_document` takes it (text, chunks with their vectors,
+        MinHash signatures and band keys, owner, tags): what `tether store export` writes. None: no such path."""
+        c = self._conn
+        row = c.execute(
+            "SELECT id, title, mtime, content_hash, size, tags, text, n_duplicates, tenant FROM documents WHERE path=?",
+            (path,),
+        ).fetchone()
+        if row is None:
+            return None
+        chunks = []
+        for cid, ord_, start, end, section, kinds, text, vector, minhash, injection in c.execute(
+            'SELECT id, ord, start, "end", section_path, kinds, text, vector, minhash, injection FROM chunks'
+            " WHERE doc_id=? ORDER BY ord",
+            (row[0],),
+        ):
+            bands = [bytes(b[0]) for b in c.execute("SELECT band FROM lsh WHERE chunk_id=?", (cid,))]
+            chunks.append(
+                NewChunk(
+                    ord=int(ord_),
+                    start=int(start),
+                    end=int(end),
+                    text=str(text),
+                    section=list(json.loads(section)),
+                    kinds=list(json.loads(kinds)),
+                    vector=np.frombuffer(vector, dtype=np.float32).copy(),
+                    signature=np.frombuffer(minhash, dtype=np.uint64).copy(),
+                    band_keys=bands,
+                    injection=None if injection is None else float(injection),
+                )
+            )
+        return NewDocument(
+            path=path,
+            title=str(row[1]),
+            mtime=datetime.fromtimestamp(float(row[2]), UTC),
+            content_hash=str(row[3]),
+            size=int(row[4]),
+            text=str(row[6]),
+            chunks=chunks,
+            tags=list(json.loads(row[5])),
+            n_duplicates=int(row[7]),
+            tenant=str(row[8]),
+        )
 
     def _write_document(self, doc: NewDocument, *, defer: bool = False) -> int:
         """The writes of :meth:`put_document`, in the open transaction.
