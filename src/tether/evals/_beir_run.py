@@ -13,7 +13,7 @@ from tether.evals._beir import BeirData, load_beir
 from tether.evals._retrieval import DEFAULT_HEAD, DefaultPipeline, EvalMode, RetrievalReport, evaluate_retrieval
 from tether.ingest import Ingestor
 from tether.retrieve import Retriever
-from tether.store import SQLiteStore
+from tether.store import SQLiteStore, Store
 
 StageProgress = Callable[[str, int, int], None]
 BEIR_PREFIX = "beir:"
@@ -58,7 +58,7 @@ def build_beir_index(t: Tether, root: Path, index: Path, progress: StageProgress
     return store
 
 
-def default_pipeline(t: Tether, store: SQLiteStore) -> tuple[Tether, DefaultPipeline]:
+def default_pipeline(t: Tether, store: Store) -> tuple[Tether, DefaultPipeline]:
     """The default ``tether search`` over ``store``: a Tether with t's settings on that index (sharing t's
     loaded embedder) and the same call :meth:`Tether.search` makes, given the query vector computed once."""
     s = t.settings
