@@ -48,7 +48,7 @@ from tether.evals._scorers import ScoreContext, score_answer
 from tether.memory import Turn as MemoryTurn
 from tether.memory import rewrite_followup
 from tether.models._llama_server import llama_server, smollm2_gguf
-from tether.router import REFUSE, Router
+from tether.router import REFUSE, Router, choose
 from tether.router._train import Example, fit_router, pinned, simulate
 
 TIERS = ["extractive-fast", "extractive", "small"]
@@ -139,8 +139,14 @@ def _pinned_outcomes(t: Tether, items: list[Item], ctx: ScoreContext, label: str
     return out
 
 
-def _policy_figures(examples: list[Example], starts: list[str], retrieval_ms: list[float]) -> dict[str, float]:
-    res = [simulate(s, ex, TIERS) for s, ex in zip(starts, examples, strict=True)]
+def _policy_figures(
+    examples: list[Example],
+    starts: list[str],
+    retrieval_ms: list[float],
+    probs: list[dict[str, float]] | None = None,
+) -> dict[str, float]:
+    ps = probs or [None] * len(examples)  # type: ignore[list-item]
+    res = [simulate(s, ex, TIERS, p) for s, ex, p in zip(starts, examples, ps, strict=True)]
     lat = [r[1] + m for r, m in zip(res, retrieval_ms, strict=True)]
     return {
         "pass_rate": round(float(np.mean([r[0] for r in res])), 4),
@@ -238,27 +244,40 @@ def main() -> None:
             retrieval_ms.append((time.perf_counter() - t0) * 1000)
         ex_train = _pinned_outcomes(t, train, ctx, "train")
         ex_held = _pinned_outcomes(t, held, ctx, "held-out")
+        (root / "outcomes.json").write_text(  # kept: policies can be simulated again without the model
+            json.dumps(
+                {
+                    "train": [{**vars(e), "part": "selqa-dev"} for e in ex_train],
+                    "held": [{**vars(e), "part": it.part} for e, it in zip(ex_held, held, strict=True)],
+                    "retrieval_ms": retrieval_ms,
+                }
+            ),
+            encoding="utf-8",
+        )
         model = fit_router(t, ex_train, TIERS, trained_on=f"SelQA dev ({len(train)} questions), router_replay.py")
         model.save(root / "router.json")
         router = Router(model)
         from tether.router._train import add_features
 
         vecs = add_features(t, ex_held, None)
-        starts = [router.decide(ex.features, v, TIERS).choice for ex, v in zip(ex_held, vecs, strict=True)]
+        probs = [router.probabilities(ex.features, v)[0] for ex, v in zip(ex_held, vecs, strict=True)]
+        starts = [choose(p, TIERS, model.min_pass).choice for p in probs]
         rms = retrieval_ms[len(train) :]
         parts = sorted({it.part for it in held})
         policies: dict[str, Any] = {}
-        for name, s in (
-            ("router", starts),
-            ("cascade_from_cheapest", [TIERS[0]] * len(held)),
+        for name, s, pr in (
+            ("router", starts, probs),  # escalating only where worth it, as the cascade does with a router
+            ("router_start_only", starts, None),  # the router's start, then the plain cascade's escalation
+            ("cascade_from_cheapest", [TIERS[0]] * len(held), None),
         ):
             policies[name] = {
-                "all": _policy_figures(ex_held, s, rms),
+                "all": _policy_figures(ex_held, s, rms, pr),
                 **{
                     p: _policy_figures(
                         [e for e, it in zip(ex_held, held, strict=True) if it.part == p],
                         [x for x, it in zip(s, held, strict=True) if it.part == p],
                         [m for m, it in zip(rms, held, strict=True) if it.part == p],
+                        [q for q, it in zip(pr, held, strict=True) if it.part == p] if pr else None,
                     )
                     for p in parts
                 },

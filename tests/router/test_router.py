@@ -209,3 +209,18 @@ def test_too_few_questions_to_learn_from_is_an_error(tmp_path: Path) -> None:
         examples_from_runs({"a": run(["x"]), "b": run(["y"])}, {})
     with pytest.raises(DataError, match="no eval runs"):
         examples_from_runs({}, {})
+
+
+def test_escalation_after_an_abstention_goes_only_where_an_answer_is_likelier_right_than_the_abstention() -> None:
+    from tether.router import worth_escalating
+    from tether.router._train import Example, simulate
+
+    p = {"fast": 0.6, "slow": 0.4, "model": 0.1, REFUSE: 0.3}
+    assert worth_escalating(p, "slow") and not worth_escalating(p, "model")
+    assert worth_escalating({}, "model") and worth_escalating({"model": 0.1}, "model")  # a rule decided: as before
+    ex = Example(
+        "q", "q", {"fast": False, "slow": False, "model": True}, {"fast": True, "slow": True, "model": False},
+        {"fast": 10.0, "slow": 200.0, "model": 9000.0}, {"fast": 0.0, "slow": 0.0, "model": 0.01}, probe_ms=10.0,
+    )  # fmt: skip
+    assert simulate("fast", ex, ["fast", "slow", "model"]) == (True, 9220.0, 0.01)  # the plain cascade: all three
+    assert simulate("fast", ex, ["fast", "slow", "model"], p) == (False, 220.0, 0.0)  # the model was not worth it

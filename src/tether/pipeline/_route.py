@@ -17,7 +17,7 @@ from tether.contracts import Answer, Hit, TraceEvent
 from tether.errors import ModelError, TransientError
 from tether.pipeline._refuse import refusal
 from tether.pipeline._state import RequestState
-from tether.router import REFUSE, Decision, by_rules, request_features
+from tether.router import REFUSE, Decision, by_rules, request_features, worth_escalating
 
 if TYPE_CHECKING:
     from tether._api import Tether
@@ -90,7 +90,17 @@ def cascade(t: Tether, state: RequestState, hits: list[Hit], trace: list[TraceEv
                 [*trace, TraceEvent(stage="route", detail=refused)],
             )  # fmt: skip
         tiers = tiers[tiers.index(decision.choice) :]
+    probabilities = decided[0].probabilities if decided is not None else {}
     for tier in tiers:
+        if last is not None and not worth_escalating(probabilities, tier):
+            tried.append(
+                {
+                    "tier": tier,
+                    "outcome": "not_tried",
+                    "reason": f"router: p({tier})={probabilities[tier]:.2f} < p(refuse)={probabilities[REFUSE]:.2f}",
+                }
+            )
+            break
         t0 = time.perf_counter()
         before = len(trace)
         try:

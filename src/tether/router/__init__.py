@@ -2,7 +2,7 @@
 overridden by ``routing.rules``."""
 
 from tether.router._features import BASE_FEATURES, kind_of, request_features
-from tether.router._model import REFUSE, Decision, Router, RouterModel, choose, load_router
+from tether.router._model import REFUSE, Decision, Router, RouterModel, choose, load_router, worth_escalating
 from tether.router._rules import by_rules
 
 __all__ = [
@@ -16,4 +16,5 @@ __all__ = [
     "kind_of",
     "load_router",
     "request_features",
+    "worth_escalating",
 ]

@@ -147,6 +147,14 @@ def choose(p: dict[str, float], cascade: list[str], min_pass: float, row: dict[s
     return Decision(best, f"no tier reaches {min_pass:.2f}: the likeliest, {best} p={p[best]:.2f}", None, p, row or {})
 
 
+def worth_escalating(p: dict[str, float], tier: str) -> bool:
+    """After an abstention, whether to go on to ``tier``: only when the router judges an answer from it at least as
+    likely right as the abstention already given (no probabilities, as after a rule: always)."""
+    if tier not in p or REFUSE not in p:
+        return True
+    return p[tier] >= p[REFUSE]
+
+
 def load_router(path: str | Path) -> Router:
     return Router(
         load_model_file(RouterModel, "", path, "router", "train one with `tether route train` (docs/routing.md)")

@@ -20,7 +20,7 @@ from tether.errors import DataError
 from tether.evals._results import RunReport
 from tether.models._linear import Logistic, fit_logistic
 from tether.router._features import request_features
-from tether.router._model import REFUSE, Neighbours, Router, RouterModel, choose, past_rates
+from tether.router._model import REFUSE, Neighbours, Router, RouterModel, choose, past_rates, worth_escalating
 
 if TYPE_CHECKING:
     from tether._api import Tether
@@ -113,13 +113,17 @@ def add_features(t: Tether, examples: list[Example], tenant: str | None = None) 
     return np.asarray(vectors, dtype=np.float32).reshape(len(examples), -1)
 
 
-def simulate(choice: str, ex: Example, tiers: list[str]) -> tuple[bool, float, float]:
+def simulate(
+    choice: str, ex: Example, tiers: list[str], p: dict[str, float] | None = None
+) -> tuple[bool, float, float]:
     """(passed, ms, money) of a request that starts at ``choice`` and escalates as the cascade does (on an
-    abstention), the probe's time included."""
+    abstention; with the router's probabilities ``p``, only to tiers worth it), the probe's time included."""
     if choice == REFUSE:
         return ex.refuse_passes(), ex.probe_ms, 0.0
     ms, money, passed = ex.probe_ms, 0.0, False
-    for tier in tiers[tiers.index(choice) :]:
+    for i, tier in enumerate(tiers[tiers.index(choice) :]):
+        if i > 0 and p is not None and not worth_escalating(p, tier):
+            break
         if tier != "extractive-fast":  # the probe is that tier's answer
             ms += ex.ms[tier]
         money += ex.cost[tier]
@@ -150,7 +154,9 @@ def _fit(names: list[str], rows: list[list[float]], examples: list[Example], opt
 def _policy(
     examples: list[Example], probs: list[dict[str, float]], tiers: list[str], min_pass: float
 ) -> dict[str, float]:
-    outcomes = [simulate(choose(p, tiers, min_pass).choice, ex, tiers) for ex, p in zip(examples, probs, strict=True)]
+    outcomes = [
+        simulate(choose(p, tiers, min_pass).choice, ex, tiers, p) for ex, p in zip(examples, probs, strict=True)
+    ]
     return {
         "pass_rate": float(np.mean([o[0] for o in outcomes])),
         "ms": float(np.mean([o[1] for o in outcomes])),
